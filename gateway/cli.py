@@ -1,0 +1,273 @@
+"""The ``gateway`` command line (see DESIGN.md §4 for the contract).
+
+Every command that works on a deployment takes ``--data-dir DIR`` (default ``var/demo``) or ``--config FILE``.
+Errors print one line to stderr naming what is wrong and exit non-zero; they never print key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ["main"]
+
+RESEARCH_AGREEMENT = "research-continuity"
+
+
+def _deployment_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--data-dir", type=Path, default=None, help="deployment folder (default: var/demo)")
+    group.add_argument("--config", type=Path, default=None, help="path to a gateway.yaml")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Privacy-preserving data exchange gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="build (if missing) and serve a demo deployment")
+    demo.add_argument("--rows", type=int, default=100_000, help="children in a new demo registry (default 100000)")
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--port", type=int, default=None)
+    demo.add_argument("--host", default=None)
+    demo.add_argument("--data-dir", type=Path, default=Path("var/demo"))
+    demo.add_argument("--no-serve", action="store_true", help="build and print, do not serve")
+
+    serve = sub.add_parser("serve", help="serve a deployment")
+    _deployment_args(serve)
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--workers", type=int, default=1)
+
+    data = sub.add_parser("demo-data", help="generate a synthetic registry (SQLite)")
+    data.add_argument("--rows", type=int, required=True)
+    data.add_argument("--seed", type=int, default=2026)
+    data.add_argument("--out", type=Path, required=True)
+
+    keys = sub.add_parser("keys", help="key management")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_init = keys_sub.add_parser("init", help="create the master key file (0600) unless it exists")
+    _deployment_args(keys_init)
+
+    agreements = sub.add_parser("agreements", help="agreement files")
+    agreements_sub = agreements.add_subparsers(dest="agreements_command", required=True)
+    check = agreements_sub.add_parser("check", help="validate and lint agreement files (exit 1 on error)")
+    check.add_argument("paths", nargs="+", type=Path)
+    check.add_argument("--catalog", type=Path, default=None, help="catalog file (default: the deployment's)")
+    _deployment_args(check)
+
+    principals = sub.add_parser("principals", help="principals and API keys")
+    principals_sub = principals.add_subparsers(dest="principals_command", required=True)
+    add = principals_sub.add_parser("add", help="create a principal and print its API key (shown once)")
+    add.add_argument("name")
+    add.add_argument("--roles", required=True, help="comma-separated: requester, compliance, admin, approver")
+    _deployment_args(add)
+
+    log = sub.add_parser("log", help="disclosure log")
+    log_sub = log.add_subparsers(dest="log_command", required=True)
+    verify = log_sub.add_parser("verify", help="verify the disclosure log (exit 1 on any tamper)")
+    _deployment_args(verify)
+    return parser
+
+
+def _print_demo(credentials_path: Path, host: str, port: int) -> None:
+    entries = json.loads(credentials_path.read_text(encoding="utf-8"))
+    research = next(e for e in entries if RESEARCH_AGREEMENT in e["agreements"])
+    key = research["api_key"]
+    base = f"http://{host}:{port}"
+    print(f"\nDemo credentials (principals, roles, API keys): {credentials_path.resolve()}")
+    print(f"The research requester is {research['principal']!r}. Try, while the server runs:\n")
+    print(f"  curl -s {base}/v1/agreements -H 'Authorization: Bearer {key}'\n")
+    print(
+        f"  curl -s -i {base}/v1/agreements/{RESEARCH_AGREEMENT}/extract -H 'Authorization: Bearer {key}' "
+        '-H \'Content-Type: application/json\' -d \'{"filters": {"birth_date": {"gte": "2022-01-01"}}, '
+        '"limit": 5}\'\n'
+    )
+    print(
+        f"  curl -s {base}/v1/agreements/{RESEARCH_AGREEMENT}/extract -H 'Authorization: Bearer {key}' "
+        '-H \'Content-Type: application/json\' -d \'{"format": "csv", "fields": ["child_id", "birth_date", '
+        '"gender", "residence_code", "migrant"], "limit": 5}\'\n',
+        flush=True,
+    )
+
+
+def _serve(config: Path, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    from .logconfig import configure_logging
+    from .settings import load_settings
+
+    settings = load_settings(config)
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    os.environ["DXG_CONFIG"] = str(config.resolve())
+    print(f"Serving on http://{host}:{port} (config {config}); Ctrl-C stops.", flush=True)
+    # uvicorn's access log would write raw paths, which can hold a child's id; the gateway logs its own events.
+    uvicorn.run(
+        "gateway.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.deployment import build_demo
+    from .settings import load_settings
+
+    if args.rows < 1:
+        raise ConfigError("--rows must be at least 1")
+    target = args.data_dir
+    fresh = not (target / "registry.db").exists()
+    if fresh:
+        print(f"Building a demo deployment in {target} ({args.rows} children)...", flush=True)
+    deployment = build_demo(target, rows=args.rows, seed=args.seed, port=args.port or 8000)
+    if deployment.created:
+        print(f"Created: {', '.join(deployment.created)}")
+    else:
+        print(f"Reusing the demo deployment in {target}")
+    settings = load_settings(deployment.config_path)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    _print_demo(deployment.credentials_path, host, port)
+    if args.no_serve:
+        return 0
+    return _serve(deployment.config_path, host, port, 1)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .settings import settings_for
+
+    settings = settings_for(args.data_dir, args.config)
+    return _serve(settings.config_path, args.host or settings.host, args.port or settings.port, args.workers)
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from .demo.registry import build_registry
+
+    if args.rows < 1:
+        raise ConfigError("--rows must be at least 1")
+    stats = build_registry(args.out, rows=args.rows, seed=args.seed)
+    print(f"Wrote {args.out}: {stats}")
+    return 0
+
+
+def _cmd_keys_init(args: argparse.Namespace) -> int:
+    from keys import ensure_master_key
+
+    from .settings import settings_for
+
+    settings = settings_for(args.data_dir, args.config)
+    master, created = ensure_master_key(settings.master_key_path)
+    state = "created" if created else "exists"
+    print(f"master key {state}: {settings.master_key_path} (key id {master.key_id})")
+    return 0
+
+
+def _cmd_agreements_check(args: argparse.Namespace) -> int:
+    from policies import PolicyError, load_agreement, load_catalog
+    from policies.lint import lint_agreements
+
+    from .settings import settings_for
+
+    catalog_path = args.catalog
+    if catalog_path is None:
+        catalog_path = settings_for(args.data_dir, args.config).catalog_path
+    catalog = load_catalog(catalog_path)
+    files: list[Path] = []
+    for path in args.paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    loaded = []
+    errors = 0
+    for path in files:
+        try:
+            loaded.append(load_agreement(path, catalog))
+            print(f"ok: {path}")
+        except PolicyError as exc:
+            errors += 1
+            print(f"error: {exc}")
+    for agreement_id, findings in lint_agreements(loaded).items():
+        source = next(a.source for a in loaded if a.id == agreement_id)
+        for finding in findings:
+            print(f"{finding.severity}: {source}: {finding.path}: {finding.message} [{finding.code}]")
+            errors += finding.severity == "error"
+    print(f"{len(files)} file(s), {errors} error(s)")
+    return 1 if errors else 0
+
+
+def _cmd_principals_add(args: argparse.Namespace) -> int:
+    from keys import KeyRing, load_master_key
+
+    from .auth import PrincipalStore
+    from .db import create_gateway_engine, init_schema
+    from .keystore import SqlKeyStore
+    from .settings import settings_for
+
+    settings = settings_for(args.data_dir, args.config)
+    engine = create_gateway_engine(settings.database_url)
+    init_schema(engine)
+    ring = KeyRing(load_master_key(settings.master_key_path), SqlKeyStore(engine))
+    store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal())
+    roles = {r.strip() for r in args.roles.split(",") if r.strip()}
+    try:
+        api_key = store.create(args.name, roles)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    print(f"principal {args.name} created with roles {', '.join(sorted(roles))}")
+    print(f"API key (shown once, store it now): {api_key}")
+    return 0
+
+
+def _cmd_log_verify(args: argparse.Namespace) -> int:
+    from .db import create_gateway_engine
+    from .settings import settings_for
+    from .verify import verify_log
+
+    settings = settings_for(args.data_dir, args.config)
+    engine = create_gateway_engine(settings.database_url)
+    report = verify_log(engine)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "serve": _cmd_serve,
+    "demo-data": _cmd_demo_data,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    from keys import KeysError
+    from policies import PolicyError
+
+    try:
+        if args.command == "keys":
+            return _cmd_keys_init(args)
+        if args.command == "agreements":
+            return _cmd_agreements_check(args)
+        if args.command == "principals":
+            return _cmd_principals_add(args)
+        if args.command == "log":
+            return _cmd_log_verify(args)
+        return _COMMANDS[args.command](args)
+    except (ConfigError, PolicyError, KeysError) as exc:
+        print(f"gateway: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

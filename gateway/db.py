@@ -1,0 +1,133 @@
+"""The gateway's own database: principals, API keys, wrapped keys, the disclosure log.
+
+SQLite is the embedded default; PostgreSQL is the production store (one database for any number of stateless gateway
+processes). Tables are declared with SQLModel; hot paths use SQLAlchemy Core on the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ApiKeyRow",
+    "DisclosureRow",
+    "LogEntryRow",
+    "LogHeadRow",
+    "PrincipalRow",
+    "WrappedKeyRow",
+    "create_gateway_engine",
+    "init_schema",
+    "utcnow",
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PrincipalRow(SQLModel, table=True):
+    __tablename__ = "principals"
+    name: str = Field(primary_key=True, max_length=64)
+    roles: str = Field(max_length=256)  # comma-separated, from requester, compliance, admin, approver
+    display_name: str = Field(default="", max_length=256)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    disabled: bool = Field(default=False)
+
+
+class ApiKeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    key_id: str = Field(primary_key=True, max_length=32)
+    principal: str = Field(foreign_key="principals.name", index=True, max_length=64)
+    secret_hash: str = Field(max_length=128)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    revoked_at: dt.datetime | None = None
+
+
+class WrappedKeyRow(SQLModel, table=True):
+    __tablename__ = "wrapped_keys"
+    owner: str = Field(primary_key=True, max_length=200)
+    version: int = Field(primary_key=True)
+    wrapped: str  # keys.WrappedKey.to_json(): AES-GCM ciphertext, never the key itself
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class LogHeadRow(SQLModel, table=True):
+    """One row: the size of the log. Appends increment it under a row lock, which serialises index assignment."""
+
+    __tablename__ = "log_head"
+    id: int = Field(primary_key=True)
+    size: int = Field(default=0)
+
+
+class LogEntryRow(SQLModel, table=True):
+    """Append-only leaves of the disclosure log (canonical JSON); nothing updates or deletes them."""
+
+    __tablename__ = "log_entries"
+    seq: int = Field(primary_key=True)
+    kind: str = Field(max_length=64)
+    disclosure_id: str | None = Field(default=None, index=True, max_length=64)
+    body: str
+    leaf_hash: str = Field(max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DisclosureRow(SQLModel, table=True):
+    """Queryable view of a disclosure; its authoritative history is the pair of log entries (started, finished)."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (sa.Index("ix_disclosures_agreement_started", "agreement_id", "started_at"),)
+    id: str = Field(primary_key=True, max_length=64)
+    request_id: str = Field(max_length=64)
+    principal: str = Field(index=True, max_length=64)
+    agreement_id: str = Field(max_length=64)
+    agreement_version: int
+    agreement_digest: str = Field(max_length=80)
+    approved_by: str = Field(max_length=256)
+    legal_basis: str
+    purpose: str = Field(index=True, max_length=64)
+    operation: str = Field(max_length=32)
+    status: str = Field(index=True, max_length=16)  # started | completed | aborted | failed
+    started_at: dt.datetime = Field(index=True)
+    finished_at: dt.datetime | None = None
+    rows: int = Field(default=0)
+    bytes: int = Field(default=0)
+    sha256: str | None = Field(default=None, max_length=64)
+    start_seq: int
+    finish_seq: int | None = None
+    plan: str  # canonical JSON of the release plan description
+    error: str | None = Field(default=None, max_length=256)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the single writer; synchronous=FULL makes each committed log entry durable
+    # before the response starts (an audit log that loses its last entries on power loss is not one).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_gateway_engine(url: str, *, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def init_schema(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        exists = conn.execute(sa.select(LogHeadRow.__table__.c.id)).first()  # type: ignore[attr-defined]
+        if exists is None:
+            conn.execute(sa.insert(LogHeadRow.__table__).values(id=1, size=0))  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Demo deployment: a synthetic but realistic preschool enrollment registry to exercise the gateway."""

@@ -1,0 +1,129 @@
+"""The gateway's exception hierarchy: every error that becomes an HTTP problem carries its status and a slug.
+
+Details are written for the person reading the response: what is wrong and what to do. They never contain request
+values, row values or secrets.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditUnavailableError",
+    "AuthError",
+    "ConfigError",
+    "ForbiddenError",
+    "GatewayError",
+    "MalformedRequestError",
+    "NotFoundError",
+    "NotImplementedByGatewayError",
+    "PayloadTooLargeError",
+    "RateLimitedError",
+    "RegistryTimeoutError",
+    "RegistryUnavailableError",
+    "UnsupportedMediaTypeError",
+    "ValidationError",
+]
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal-error"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class ValidationError(GatewayError):
+    status = 422
+    code = "invalid-request"
+    title = "The request is not valid under the agreement"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        if code is not None:
+            self.code = code
+
+
+class MalformedRequestError(GatewayError):
+    status = 400
+    code = "malformed-request"
+    title = "The request body is not valid JSON"
+
+
+class AuthError(GatewayError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="dx-gateway"'})
+
+
+class ForbiddenError(GatewayError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    code = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class RateLimitedError(GatewayError):
+    status = 429
+    code = "rate-limited"
+    title = "Limit of the agreement reached"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class NotImplementedByGatewayError(GatewayError):
+    status = 501
+    code = "control-not-enforced"
+    title = "The agreement requires a control this gateway does not enforce"
+
+
+class AuditUnavailableError(GatewayError):
+    """The disclosure log cannot be written: nothing is released (fail closed)."""
+
+    status = 503
+    code = "audit-unavailable"
+    title = "Disclosure log unavailable"
+
+
+class RegistryUnavailableError(GatewayError):
+    status = 502
+    code = "registry-unavailable"
+    title = "The registry could not be read"
+
+
+class RegistryTimeoutError(GatewayError):
+    status = 504
+    code = "registry-timeout"
+    title = "The registry did not answer in time"
+
+
+class ConfigError(Exception):
+    """Configuration is wrong: raised at start, with the file, the key and the reason."""

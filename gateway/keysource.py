@@ -1,0 +1,36 @@
+"""Bridge from the key ring to the transforms: per-agreement and per-domain operator keys, derived by purpose."""
+
+from __future__ import annotations
+
+from keys import KeyRing
+
+__all__ = ["AgreementKeySource", "agreement_owner", "domain_owner"]
+
+
+def agreement_owner(agreement_id: str) -> str:
+    return f"agreement:{agreement_id}"
+
+
+def domain_owner(domain: str) -> str:
+    return f"domain:{domain}"
+
+
+class AgreementKeySource:
+    """Keys for one agreement's operators. Tokens of a linkage domain use the domain's key, so two agreements that
+    name the same domain produce linkable tokens and all others do not."""
+
+    def __init__(self, ring: KeyRing, agreement_id: str) -> None:
+        self._ring = ring
+        self._agreement_id = agreement_id
+
+    def __repr__(self) -> str:
+        return f"AgreementKeySource({self._agreement_id!r})"
+
+    def _owner(self, domain: str | None) -> str:
+        return domain_owner(domain) if domain else agreement_owner(self._agreement_id)
+
+    def tokenize_key(self, domain: str | None) -> bytes:
+        return self._ring.derive(self._owner(domain), "tokenize").reveal()
+
+    def date_shift_key(self, domain: str | None) -> bytes:
+        return self._ring.derive(self._owner(domain), "date-shift").reveal()

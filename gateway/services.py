@@ -1,0 +1,48 @@
+"""The composed services one gateway process runs with (built from settings, or by tests from fakes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from keys import KeyRing
+from policies import Agreement, Catalog
+
+from .auth import Principal
+from .connectors import Connector
+from .disclosure_log import DisclosureLog
+
+__all__ = ["Authenticator", "Services"]
+
+
+class Authenticator(Protocol):
+    def authenticate(self, api_key: str) -> Principal | None: ...
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Services:
+    catalog: Catalog
+    agreements: Mapping[str, Agreement]
+    authenticator: Authenticator
+    log: DisclosureLog
+    connector: Connector
+    keyring: KeyRing
+    clock: Callable[[], dt.datetime] = field(default=_now)
+    max_body_bytes: int = 64 * 1024
+    max_rows_per_request: int = 10_000_000
+    batch_rows: int = 2000
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def today(self) -> dt.date:
+        return self.clock().astimezone(dt.UTC).date()
+
+    def close(self) -> None:
+        for fn in self.on_close:
+            fn()
+        self.connector.close()

@@ -1,0 +1,434 @@
+"""Data-sharing agreements: who may receive what, for which purpose, under whose approval.
+
+An agreement is parsed strictly against the catalog: every key is known, every column exists in the dataset, every
+operator fits its column. Anything not named in ``fields`` never leaves (default deny); ``drop`` only says so
+explicitly. The digest is a SHA-256 over the canonical form of the parsed document; every disclosure records it with
+the version and the approver, so a log entry points at exactly the text that was approved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ._yaml import Node, parse_yaml
+from .catalog import Catalog, ColumnType, Dataset
+from .errors import FilterError, PolicyLoadError, UnknownFieldError
+from .filters import Filter, parse_filters
+from .rules import Drop, Redact, Rule, describe_rule, parse_rule
+
+__all__ = [
+    "OPERATIONS",
+    "AggregateSpec",
+    "Agreement",
+    "EgressSpec",
+    "KAnonymitySpec",
+    "Limits",
+    "load_agreement",
+    "load_agreements",
+    "parse_agreement",
+]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+_PRINCIPAL = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_PURPOSE = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
+_MEASURE = re.compile(r"^(count|sum\(([a-z][a-z0-9_]*)\)|mean\(([a-z][a-z0-9_]*)\))$")
+OPERATIONS = frozenset({"extract", "record", "verify", "aggregate"})
+
+_TOP_KEYS = frozenset(
+    {
+        "id",
+        "version",
+        "title",
+        "description",
+        "parties",
+        "purpose",
+        "legal_basis",
+        "approved_by",
+        "valid_from",
+        "valid_until",
+        "dataset",
+        "operations",
+        "row_scope",
+        "filterable",
+        "verifiable",
+        "fields",
+        "disclosure_control",
+        "aggregate",
+        "limits",
+        "egress",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None = None
+    rows_per_day: int | None = None
+    max_rows_per_request: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KAnonymitySpec:
+    k: int
+    quasi_identifiers: tuple[str, ...]
+    l_diversity: int | None = None
+    sensitive: str | None = None
+    max_suppression: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSpec:
+    dimensions: Mapping[str, Rule]
+    measures: tuple[str, ...]
+    min_cell: int
+    zeros_disclosive: bool = False
+    rounding: Mapping[str, Any] | None = None
+    dominance: Mapping[str, Any] | None = None
+    differential_privacy: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EgressSpec:
+    """What the egress scan does with an identifier found in a released value: ``block`` or ``redact``."""
+
+    on_finding: str = "block"
+    exempt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    id: str
+    version: int
+    title: str
+    parties: tuple[str, ...]
+    purpose: str
+    legal_basis: str
+    approved_by: str
+    valid_from: dt.date
+    valid_until: dt.date | None
+    dataset: Dataset
+    operations: frozenset[str]
+    row_scope: tuple[Filter, ...]
+    filterable: frozenset[str]
+    verifiable: frozenset[str]
+    fields: Mapping[str, Rule]
+    k_anonymity: KAnonymitySpec | None
+    aggregate: AggregateSpec | None
+    limits: Limits
+    egress: EgressSpec
+    digest: str
+    source: str = "<memory>"
+    description: str = ""
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def released(self) -> dict[str, Rule]:
+        """Columns that leave under this agreement (every rule but ``drop``), in the agreement's order."""
+        return {name: rule for name, rule in self.fields.items() if not isinstance(rule, Drop)}
+
+    def is_party(self, principal: str) -> bool:
+        return principal in self.parties
+
+    def validity_problem(self, today: dt.date) -> str | None:
+        """None when ``today`` is inside the validity window, else a sentence saying why not."""
+        if today < self.valid_from:
+            return f"agreement {self.id!r} is not valid before {self.valid_from.isoformat()}"
+        if self.valid_until is not None and today > self.valid_until:
+            return f"agreement {self.id!r} expired on {self.valid_until.isoformat()}"
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready public description: what a party may see about its own agreement."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "digest": self.digest,
+            "title": self.title,
+            "purpose": self.purpose,
+            "legal_basis": self.legal_basis,
+            "approved_by": self.approved_by,
+            "parties": list(self.parties),
+            "valid_from": self.valid_from.isoformat(),
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+            "dataset": self.dataset.name,
+            "operations": sorted(self.operations),
+            "filterable": sorted(self.filterable),
+            "fields": {name: describe_rule(rule) for name, rule in self.released().items()},
+            "row_scope": [f.describe() for f in self.row_scope],
+            "limits": {
+                "requests_per_minute": self.limits.requests_per_minute,
+                "rows_per_day": self.limits.rows_per_day,
+                "max_rows_per_request": self.limits.max_rows_per_request,
+            },
+        }
+
+
+def _digest(document: Any) -> str:
+    def default(obj: object) -> str:
+        if isinstance(obj, dt.date):
+            return obj.isoformat()
+        raise TypeError(type(obj).__name__)
+
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _columns(node: Node, dataset: Dataset, what: str) -> list[str]:
+    names = node.as_str_list()
+    for i, name in enumerate(names):
+        if dataset.column(name) is None:
+            target = node.as_list()[i] if isinstance(node.value, list) else node
+            target.fail(f"{what}: unknown column {name!r} in dataset {dataset.name!r}")
+    return names
+
+
+def _limits(node: Node) -> Limits:
+    spec = node.mapping(allowed={"requests_per_minute", "rows_per_day", "max_rows_per_request"})
+
+    def opt(key: str) -> int | None:
+        return spec[key].as_int(minimum=1, maximum=10**12) if key in spec else None
+
+    return Limits(opt("requests_per_minute"), opt("rows_per_day"), opt("max_rows_per_request"))
+
+
+def _k_anonymity(node: Node, dataset: Dataset, released: Mapping[str, Rule]) -> KAnonymitySpec:
+    spec = node.mapping(
+        allowed={"k", "quasi_identifiers", "l_diversity", "max_suppression"},
+        required={"k", "quasi_identifiers"},
+    )
+    qis = _columns(spec["quasi_identifiers"], dataset, "quasi_identifiers")
+    for name in qis:
+        if name not in released:
+            spec["quasi_identifiers"].fail(f"quasi-identifier {name!r} is not released by this agreement")
+    l_value: int | None = None
+    sensitive: str | None = None
+    if "l_diversity" in spec:
+        ld = spec["l_diversity"].mapping(allowed={"l", "sensitive"}, required={"l", "sensitive"})
+        l_value = ld["l"].as_int(minimum=2, maximum=1000)
+        sensitive = ld["sensitive"].as_str()
+        if sensitive not in released:
+            ld["sensitive"].fail(f"sensitive column {sensitive!r} is not released by this agreement")
+    max_suppression = spec["max_suppression"].as_number(minimum=0) if "max_suppression" in spec else 0.05
+    if max_suppression > 1:
+        spec["max_suppression"].fail("max_suppression is a fraction between 0 and 1")
+    return KAnonymitySpec(spec["k"].as_int(minimum=2, maximum=10_000), tuple(qis), l_value, sensitive, max_suppression)
+
+
+def _aggregate(node: Node, dataset: Dataset) -> AggregateSpec:
+    spec = node.mapping(
+        allowed={
+            "dimensions",
+            "measures",
+            "min_cell",
+            "zeros_disclosive",
+            "rounding",
+            "dominance",
+            "differential_privacy",
+        },
+        required={"dimensions", "measures", "min_cell"},
+    )
+    dimensions: dict[str, Rule] = {}
+    for name, rule_node in spec["dimensions"].items():
+        column = dataset.column(name)
+        if column is None:
+            rule_node.fail(f"unknown column {name!r} in dataset {dataset.name!r}")
+        rule = parse_rule(rule_node, column)
+        if isinstance(rule, Drop | Redact):
+            rule_node.fail(f"{rule.name} makes no sense for an aggregate dimension")
+        dimensions[name] = rule
+    measures = spec["measures"].as_str_list(nonempty=True)
+    for i, measure in enumerate(measures):
+        m = _MEASURE.match(measure)
+        where = spec["measures"].as_list()[i] if isinstance(spec["measures"].value, list) else spec["measures"]
+        if m is None:
+            where.fail(f"unknown measure {measure!r} (expected count, sum(column) or mean(column))")
+        target = m.group(2) or m.group(3)
+        if target is not None:
+            column = dataset.column(target)
+            if column is None:
+                where.fail(f"unknown column {target!r} in measure {measure!r}")
+            if column.type not in (ColumnType.INTEGER, ColumnType.NUMBER):
+                where.fail(f"measure {measure!r} needs a numeric column")
+    rounding = dominance = dp = None
+    if "rounding" in spec:
+        r = spec["rounding"].mapping(allowed={"base", "method"}, required={"base"})
+        method = r["method"].as_str() if "method" in r else "deterministic"
+        if method not in ("deterministic", "random"):
+            r["method"].fail("rounding method is 'deterministic' or 'random'")
+        rounding = {"base": r["base"].as_int(minimum=2, maximum=1000), "method": method}
+    if "dominance" in spec:
+        d = spec["dominance"].mapping(allowed={"n", "k"}, required={"n", "k"})
+        dominance = {"n": d["n"].as_int(minimum=1, maximum=10), "k": d["k"].as_int(minimum=1, maximum=100)}
+    if "differential_privacy" in spec:
+        p = spec["differential_privacy"].mapping(
+            allowed={"epsilon_total", "epsilon_per_query"}, required={"epsilon_total", "epsilon_per_query"}
+        )
+        total = p["epsilon_total"].as_number(exclusive_minimum=0)
+        per_query = p["epsilon_per_query"].as_number(exclusive_minimum=0)
+        if per_query > total:
+            p["epsilon_per_query"].fail("epsilon_per_query cannot exceed epsilon_total")
+        dp = {"epsilon_total": total, "epsilon_per_query": per_query}
+    zeros = spec["zeros_disclosive"].as_bool() if "zeros_disclosive" in spec else False
+    return AggregateSpec(
+        MappingProxyType(dimensions),
+        tuple(measures),
+        spec["min_cell"].as_int(minimum=1, maximum=10_000),
+        zeros,
+        rounding,
+        dominance,
+        dp,
+    )
+
+
+def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Agreement:
+    root = parse_yaml(text, source)
+    spec = root.mapping(
+        allowed=_TOP_KEYS,
+        required={
+            "id",
+            "version",
+            "title",
+            "parties",
+            "purpose",
+            "legal_basis",
+            "approved_by",
+            "valid_from",
+            "dataset",
+        },
+    )
+    agreement_id = spec["id"].as_str()
+    if not _ID.match(agreement_id):
+        spec["id"].fail("an agreement id is 3-64 lowercase letters, digits and dashes")
+    version = spec["version"].as_int(minimum=1, maximum=10**6)
+    parties = spec["parties"].as_str_list(nonempty=True)
+    for i, party in enumerate(parties):
+        if not _PRINCIPAL.match(party):
+            spec["parties"].as_list()[i].fail("a principal name is 2-64 lowercase letters, digits, '.', '_' or '-'")
+    purpose = spec["purpose"].as_str()
+    if not _PURPOSE.match(purpose):
+        spec["purpose"].fail("purpose is a short lowercase slug such as research or subsidy_payment")
+    valid_from = spec["valid_from"].as_date()
+    valid_until = spec["valid_until"].as_date() if "valid_until" in spec else None
+    if valid_until is not None and valid_until < valid_from:
+        spec["valid_until"].fail("valid_until is before valid_from")
+    dataset_name = spec["dataset"].as_str()
+    dataset = catalog.dataset(dataset_name)
+    if dataset is None:
+        known = ", ".join(sorted(catalog.datasets))
+        spec["dataset"].fail(f"unknown dataset {dataset_name!r} (the catalog has: {known})")
+
+    fields: dict[str, Rule] = {}
+    if "fields" in spec:
+        for name, rule_node in spec["fields"].items():
+            column = dataset.column(name)
+            if column is None:
+                rule_node.fail(f"unknown column {name!r} in dataset {dataset.name!r}")
+            fields[name] = parse_rule(rule_node, column)
+    released = {n: r for n, r in fields.items() if not isinstance(r, Drop)}
+
+    aggregate = _aggregate(spec["aggregate"], dataset) if "aggregate" in spec else None
+    if "operations" in spec:
+        operations = spec["operations"].as_str_list(nonempty=True)
+        for i, op in enumerate(operations):
+            if op not in OPERATIONS:
+                spec["operations"].as_list()[i].fail(
+                    f"unknown operation {op!r} (expected one of {', '.join(sorted(OPERATIONS))})"
+                )
+    else:
+        operations = (["extract"] if released else []) + (["aggregate"] if aggregate else [])
+    if not operations:
+        root.fail("the agreement releases nothing: give fields (for extracts) or aggregate")
+    if {"extract", "record"} & set(operations) and not released:
+        root.fail("extract and record operations need at least one released field")
+    if "aggregate" in operations and aggregate is None:
+        root.fail("the aggregate operation needs an aggregate section")
+
+    filterable = frozenset(_columns(spec["filterable"], dataset, "filterable")) if "filterable" in spec else frozenset()
+    verifiable = frozenset(_columns(spec["verifiable"], dataset, "verifiable")) if "verifiable" in spec else frozenset()
+    if verifiable and "verify" not in operations:
+        spec["verifiable"].fail("verifiable fields are only used by the verify operation, which is not enabled")
+    try:
+        row_scope = parse_filters(
+            spec["row_scope"].plain() if "row_scope" in spec else None,
+            dataset,
+            allowed=None,
+            what="row_scope",
+        )
+    except (FilterError, UnknownFieldError) as exc:
+        spec["row_scope"].fail(str(exc))
+
+    k_anon = None
+    disclosure_control = spec.get("disclosure_control")
+    if disclosure_control is not None:
+        dc = disclosure_control.mapping(allowed={"k_anonymity"})
+        if "k_anonymity" in dc:
+            k_anon = _k_anonymity(dc["k_anonymity"], dataset, released)
+
+    limits = _limits(spec["limits"]) if "limits" in spec else Limits()
+    egress = EgressSpec()
+    if "egress" in spec:
+        e = spec["egress"].mapping(allowed={"on_finding", "exempt"})
+        on_finding = e["on_finding"].as_str() if "on_finding" in e else "block"
+        if on_finding not in ("block", "redact"):
+            e["on_finding"].fail("on_finding is 'block' or 'redact'")
+        exempt = tuple(_columns(e["exempt"], dataset, "exempt")) if "exempt" in e else ()
+        egress = EgressSpec(on_finding, exempt)
+
+    document = root.plain()
+    return Agreement(
+        id=agreement_id,
+        version=version,
+        title=spec["title"].as_str(),
+        parties=tuple(parties),
+        purpose=purpose,
+        legal_basis=spec["legal_basis"].as_str(),
+        approved_by=spec["approved_by"].as_str(max_len=256),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        dataset=dataset,
+        operations=frozenset(operations),
+        row_scope=row_scope,
+        filterable=filterable,
+        verifiable=verifiable,
+        fields=MappingProxyType(fields),
+        k_anonymity=k_anon,
+        aggregate=aggregate,
+        limits=limits,
+        egress=egress,
+        digest=_digest(document),
+        source=source,
+        description=spec["description"].as_str(nonempty=False) if "description" in spec else "",
+        document=MappingProxyType(document),
+    )
+
+
+def load_agreement(path: Path, catalog: Catalog) -> Agreement:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyLoadError(str(path), "", f"cannot read file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyLoadError(str(path), "", "file is not valid UTF-8") from exc
+    return parse_agreement(text, catalog, str(path))
+
+
+def load_agreements(directory: Path, catalog: Catalog) -> dict[str, Agreement]:
+    """Load every ``*.yaml`` in ``directory``; two files with one id is an error naming both."""
+    result: dict[str, Agreement] = {}
+    for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+        agreement = load_agreement(path, catalog)
+        if agreement.id in result:
+            raise PolicyLoadError(
+                str(path),
+                "id",
+                f"duplicate agreement id {agreement.id!r} (also in {result[agreement.id].source})",
+            )
+        result[agreement.id] = agreement
+    return result

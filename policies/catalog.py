@@ -1,0 +1,149 @@
+"""Dataset catalog: what a registry holds, column by column, and how sensitive each column is.
+
+The catalog is the registry operator's description of their data. Agreements are checked against it: an agreement
+can only name columns the catalog knows, operators must fit the column's type, and lint uses the column classes
+(a ``direct_identifier`` released with ``keep`` to researchers is a finding).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from ._yaml import Node, parse_yaml
+from .errors import PolicyLoadError
+
+__all__ = ["Catalog", "Column", "ColumnClass", "ColumnType", "Dataset", "load_catalog", "parse_catalog"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Table names may be schema-qualified on PostgreSQL (registry.child_registry).
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+
+class ColumnClass(enum.StrEnum):
+    DIRECT_IDENTIFIER = "direct_identifier"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    SENSITIVE = "sensitive"
+    FREE_TEXT = "free_text"
+    OTHER = "other"
+
+
+class ColumnType(enum.StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    DATE = "date"
+    BOOLEAN = "boolean"
+
+
+#: Formats let operators and detectors know what a string holds (mask an ID keeping its region, a phone its last 4).
+KNOWN_FORMATS = frozenset(
+    {"resident_id", "mobile", "person_name", "email", "bank_card", "student_number", "region_code", "address"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    cls: ColumnClass
+    format: str | None = None
+    description: str = ""
+    #: the registry column or expression name when it differs from the public name
+    source: str | None = None
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    name: str
+    title: str
+    table: str
+    subject_key: str
+    columns: Mapping[str, Column]
+
+    def column(self, name: str) -> Column | None:
+        return self.columns.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    datasets: Mapping[str, Dataset]
+    source: str = "<memory>"
+
+    def dataset(self, name: str) -> Dataset | None:
+        return self.datasets.get(name)
+
+    def name_columns(self) -> list[tuple[Dataset, Column]]:
+        """Columns holding person names, registry-wide (used to build name dictionaries for redaction)."""
+        return [(d, c) for d in self.datasets.values() for c in d.columns.values() if c.format == "person_name"]
+
+
+def _parse_column(name: str, node: Node) -> Column:
+    if not _NAME.match(name):
+        node.fail("column names are lowercase letters, digits and underscores, starting with a letter")
+    spec = node.mapping(allowed={"type", "class", "format", "description", "source"}, required={"type", "class"})
+    type_text = spec["type"].as_str()
+    try:
+        col_type = ColumnType(type_text)
+    except ValueError:
+        spec["type"].fail(f"unknown type {type_text!r} (expected one of {', '.join(t.value for t in ColumnType)})")
+    cls_text = spec["class"].as_str()
+    try:
+        col_cls = ColumnClass(cls_text)
+    except ValueError:
+        spec["class"].fail(f"unknown class {cls_text!r} (expected one of {', '.join(c.value for c in ColumnClass)})")
+    fmt = spec["format"].as_str() if "format" in spec else None
+    if fmt is not None and fmt not in KNOWN_FORMATS:
+        spec["format"].fail(f"unknown format {fmt!r} (expected one of {', '.join(sorted(KNOWN_FORMATS))})")
+    source = spec["source"].as_str() if "source" in spec else None
+    if source is not None and not _NAME.match(source):
+        spec["source"].fail("source must be a plain column name")
+    description = spec["description"].as_str(nonempty=False) if "description" in spec else ""
+    return Column(name, col_type, col_cls, fmt, description, source)
+
+
+def _parse_dataset(name: str, node: Node) -> Dataset:
+    if not _NAME.match(name):
+        node.fail("dataset names are lowercase letters, digits and underscores, starting with a letter")
+    spec = node.mapping(
+        allowed={"title", "table", "subject_key", "columns", "description"},
+        required={"table", "subject_key", "columns"},
+    )
+    table = spec["table"].as_str()
+    if not _TABLE.match(table):
+        spec["table"].fail("table must be an identifier, optionally schema-qualified (schema.table)")
+    columns = {col_name: _parse_column(col_name, col_node) for col_name, col_node in spec["columns"].items()}
+    if not columns:
+        spec["columns"].fail("a dataset needs at least one column")
+    subject_key = spec["subject_key"].as_str()
+    if subject_key not in columns:
+        spec["subject_key"].fail(f"subject_key {subject_key!r} is not one of the dataset's columns")
+    title = spec["title"].as_str() if "title" in spec else name
+    return Dataset(name, title, table, subject_key, MappingProxyType(columns))
+
+
+def parse_catalog(text: str, source: str = "<memory>") -> Catalog:
+    root = parse_yaml(text, source)
+    spec = root.mapping(allowed={"datasets", "version"}, required={"datasets"})
+    datasets = {name: _parse_dataset(name, node) for name, node in spec["datasets"].items()}
+    if not datasets:
+        spec["datasets"].fail("the catalog declares no dataset")
+    return Catalog(MappingProxyType(datasets), source)
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyLoadError(str(path), "", f"cannot read file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyLoadError(str(path), "", "file is not valid UTF-8") from exc
+    return parse_catalog(text, str(path))

@@ -1,0 +1,144 @@
+"""Build a real gateway app for tests: demo catalog and agreements, real SQL connector, real gateway database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.auth import PrincipalStore
+from gateway.connectors import Connector, SqlConnector
+from gateway.db import create_gateway_engine, init_schema
+from gateway.disclosure_log import DisclosureLog, SqlDisclosureLog
+from gateway.keystore import SqlKeyStore
+from gateway.services import Services
+from keys import KeyRing, MasterKey
+from policies import Agreement, Catalog, parse_agreement
+from tests.conftest import TODAY, demo_agreements
+
+PRINCIPALS = {
+    "research": ("pku-education-lab", {"requester"}),
+    "finance": ("finance-bureau", {"requester"}),
+    "school": ("receiving-school", {"requester"}),
+    "stats": ("stats-bureau", {"requester"}),
+    "compliance": ("compliance-officer", {"compliance"}),
+    "admin": ("registry-admin", {"admin"}),
+    "outsider": ("someone-else", {"requester"}),
+}
+
+EXPIRED = """\
+id: research-expired
+version: 2
+title: An expired study
+parties: [pku-education-lab]
+purpose: research
+legal_basis: "Old approval"
+approved_by: li.ming@registry.example
+valid_from: 2024-01-01
+valid_until: 2025-06-30
+dataset: children
+fields:
+  child_id: tokenize
+  gender: keep
+"""
+
+FUTURE = (
+    EXPIRED.replace("research-expired", "research-future")
+    .replace("2024-01-01", "2027-01-01")
+    .replace("2025-06-30", "2027-12-31")
+)
+
+KANON = """\
+id: research-kanon
+version: 1
+title: Needs k-anonymity
+parties: [pku-education-lab]
+purpose: research
+legal_basis: "Approval"
+approved_by: li.ming@registry.example
+valid_from: 2026-01-01
+valid_until: 2027-12-31
+dataset: children
+fields:
+  child_id: tokenize
+  gender: keep
+  birth_date: {generalize: year}
+disclosure_control:
+  k_anonymity: {k: 5, quasi_identifiers: [gender, birth_date]}
+"""
+
+
+@dataclass
+class Env:
+    app: Starlette
+    services: Services
+    keys: dict[str, str]
+    engine: sa.Engine
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://gateway.test")
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+    def log_bodies(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text("SELECT body FROM log_entries ORDER BY seq"))]
+
+    def disclosure(self, disclosure_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.text("SELECT * FROM disclosures WHERE id = :i"), {"i": disclosure_id}).mappings().one()
+            )
+            return dict(row)
+
+
+def all_agreements(catalog: Catalog) -> dict[str, Agreement]:
+    agreements = dict(demo_agreements(catalog))
+    for text in (EXPIRED, FUTURE, KANON):
+        a = parse_agreement(text, catalog, "test.yaml")
+        agreements[a.id] = a
+    return agreements
+
+
+def build_env(
+    catalog: Catalog,
+    database_url: str,
+    registry_url: str | None = None,
+    *,
+    connector: Connector | None = None,
+    log: DisclosureLog | None = None,
+    today: dt.date = TODAY,
+) -> Env:
+    engine = create_gateway_engine(database_url)
+    init_schema(engine)
+    ring = KeyRing(MasterKey.generate(), SqlKeyStore(engine))
+    store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal())
+    keys = {alias: store.create(name, roles) for alias, (name, roles) in PRINCIPALS.items()}
+    if connector is None:
+        assert registry_url is not None
+        connector = SqlConnector(registry_url)
+    services = Services(
+        catalog=catalog,
+        agreements=all_agreements(catalog),
+        authenticator=store,
+        log=log or SqlDisclosureLog(engine),
+        connector=connector,
+        keyring=ring,
+        clock=lambda: dt.datetime.combine(today, dt.time(10, 0), tzinfo=dt.UTC),
+        max_body_bytes=4096,
+        max_rows_per_request=1_000_000,
+        batch_rows=100,
+    )
+    return Env(create_app(services), services, keys, engine)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"

@@ -1,0 +1,141 @@
+"""The `gateway` command line: agreements check, demo build, keys init, principals, log verify."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.cli import main
+from tests.conftest import demo_agreement_texts, demo_files
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo") / "deploy"
+    assert main(["demo", "--rows", "200", "--data-dir", str(directory), "--no-serve"]) == 0
+    return directory
+
+
+def test_demo_builds_a_complete_deployment(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in (
+        "registry.db",
+        "catalog.yaml",
+        "agreements",
+        "gateway.yaml",
+        "master.key",
+        "gateway.db",
+        "credentials.json",
+        "log.pub",
+    ):
+        assert (demo_dir / name).exists(), name
+    assert stat.S_IMODE(os.stat(demo_dir / "master.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(demo_dir / "credentials.json").st_mode) == 0o600
+    credentials = json.loads((demo_dir / "credentials.json").read_text())
+    assert {c["principal"] for c in credentials} >= {"pku-education-lab", "compliance-officer", "finance-bureau"}
+    for entry in credentials:
+        assert set(entry) == {"principal", "roles", "api_key", "agreements"}
+        assert entry["api_key"].startswith("dxg_")
+    # the database holds hashes, never the keys
+    engine = sa.create_engine(f"sqlite:///{demo_dir / 'gateway.db'}")
+    with engine.connect() as conn:
+        dump = " ".join(str(r) for r in conn.execute(sa.text("SELECT * FROM api_keys")))
+    engine.dispose()
+    for entry in credentials:
+        assert entry["api_key"] not in dump and entry["api_key"].split("_")[2] not in dump
+
+
+def test_demo_reuses_existing_folder(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = {p.name: p.read_bytes() for p in demo_dir.iterdir() if p.is_file() and p.suffix != ".db"}
+    assert main(["demo", "--data-dir", str(demo_dir), "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    assert "Reusing" in out
+    assert "curl" in out and "research-continuity/extract" in out
+    after = {p.name: p.read_bytes() for p in demo_dir.iterdir() if p.is_file() and p.suffix != ".db"}
+    assert before == after
+
+
+def test_agreements_check_ok_and_errors(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["agreements", "check", str(demo_dir / "agreements"), "--data-dir", str(demo_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "0 error(s)" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(next(iter(demo_agreement_texts().values())).replace("keep", "kept", 1))
+    assert main(["agreements", "check", str(bad), "--catalog", str(demo_files() / "catalog.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:" in out and "unknown operator 'kept'" in out
+    leaky = tmp_path / "leaky.yaml"
+    leaky.write_text(
+        demo_agreement_texts()["research-continuity.yaml"].replace("national_id:     drop", "national_id:     keep")
+    )
+    assert main(["agreements", "check", str(leaky), "--catalog", str(demo_files() / "catalog.yaml")]) == 1
+    assert "identifier-to-research" in capsys.readouterr().out
+
+
+def test_keys_init_is_idempotent(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (demo_dir / "master.key").read_bytes()
+    assert main(["keys", "init", "--data-dir", str(demo_dir)]) == 0
+    assert "exists" in capsys.readouterr().out
+    assert (demo_dir / "master.key").read_bytes() == before
+
+
+def test_master_key_permissions_checked(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = demo_dir / "master.key"
+    os.chmod(path, 0o644)
+    try:
+        assert main(["principals", "add", "extra-user", "--roles", "requester", "--data-dir", str(demo_dir)]) == 2
+        err = capsys.readouterr().err
+        assert "chmod 600" in err
+        assert path.read_text().split()[-1] not in err
+    finally:
+        os.chmod(path, 0o600)
+
+
+def test_principals_add_prints_key_once(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["principals", "add", "new-partner", "--roles", "requester", "--data-dir", str(demo_dir)]) == 0
+    assert "dxg_" in capsys.readouterr().out
+    assert main(["principals", "add", "bad", "--roles", "emperor", "--data-dir", str(demo_dir)]) == 2
+
+
+def test_log_verify_detects_tampering(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.db import create_gateway_engine
+    from gateway.disclosure_log import DisclosureStart, SqlDisclosureLog
+
+    engine = create_gateway_engine(f"sqlite:///{demo_dir / 'gateway.db'}")
+    log = SqlDisclosureLog(engine)
+    for i in range(3):
+        log.start(
+            DisclosureStart(
+                f"d{i}",
+                "r",
+                "pku-education-lab",
+                "research-continuity",
+                1,
+                "sha256:x",
+                "a",
+                "b",
+                "research",
+                "extract",
+                {"fields": []},
+            )
+        )
+        log.finish(f"d{i}", status="completed", rows=1, nbytes=2, sha256="00")
+    assert main(["log", "verify", "--data-dir", str(demo_dir)]) == 0
+    assert "log OK: 6 entries" in capsys.readouterr().out
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE log_entries SET body = replace(body, :a, :b) WHERE seq = 3"),
+            {"a": '"rows":1', "b": '"rows":9'},
+        )
+    assert main(["log", "verify", "--data-dir", str(demo_dir)]) == 1
+    assert "entry 3" in capsys.readouterr().out
+    engine.dispose()
+
+
+def test_missing_deployment_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["log", "verify", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "gateway demo" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""No personal data or secrets reach the logs: seed known values through real requests and inspect every line."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import structlog
+
+from gateway.logconfig import configure_logging, get_logger, scrub_value
+from tests.gateway.harness import Env
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def captured() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(fmt="json", level="debug", stream=stream)
+    yield stream
+    structlog.reset_defaults()
+
+
+def test_scrubber_patterns() -> None:
+    assert scrub_value("id 11010519491231002X here") == "id [id] here"
+    assert "[phone]" in scrub_value("call +86 138-1234-5678 now")
+    assert "[email]" in scrub_value("mail zhang.wei@example.cn")
+    assert "[api-key]" in scrub_value("key dxg_abcdefghijklmnop_" + "A" * 43)
+    assert scrub_value("张伟的家长") == "[cjk]"
+    assert scrub_value("GET /v1/agreements status=200") == "GET /v1/agreements status=200"
+
+
+def test_logger_drops_secret_keys(captured: io.StringIO) -> None:
+    get_logger().info("event", authorization="Bearer abc", api_key="dxg_x", filters={"a": 1}, rows=3)
+    line = json.loads(captured.getvalue().splitlines()[-1])
+    assert line["authorization"] == line["api_key"] == line["filters"] == "[dropped]"
+    assert line["rows"] == 3
+
+
+async def test_seeded_values_never_reach_logs(sqlite_env: Env, registry_path: Path, captured: io.StringIO) -> None:
+    conn = sqlite3.connect(registry_path)
+    child = conn.execute(
+        "SELECT child_id, national_id, name, guardian_phone, student_number FROM child_registry "
+        "WHERE status = 'enrolled' LIMIT 1"
+    ).fetchone()
+    conn.close()
+    child_id, national_id, name, phone, student = child
+    api_key = sqlite_env.keys["research"]
+    async with sqlite_env.client() as client:
+        await client.post(
+            "/v1/agreements/research-continuity/extract",
+            headers=sqlite_env.auth("research"),
+            json={"filters": {"status": {"eq": national_id}}},
+        )
+        await client.post(
+            "/v1/agreements/research-continuity/extract",
+            headers=sqlite_env.auth("research"),
+            json={"filters": {"birth_date": {"gte": name}}},
+        )
+        await client.post(
+            "/v1/agreements/school-transfer/extract",
+            headers=sqlite_env.auth("school"),
+            json={"filters": {"student_number": {"eq": student}}},
+        )
+        await client.post("/v1/agreements/research-continuity/extract", headers=sqlite_env.auth("research"), json={})
+        await client.post(f"/v1/agreements/{phone}/extract", headers=sqlite_env.auth("research"), json={})
+        await client.get("/v1/agreements", headers={"Authorization": f"Bearer {api_key}x"})
+    text = captured.getvalue()
+    assert text.count('"event": "request"') >= 6 or text.count('"event":"request"') >= 6
+    for value in (child_id, national_id, name, phone, student, api_key, api_key[:24]):
+        assert value not in text, "a seeded value reached the logs"
