@@ -1,297 +1,43 @@
-"""The Starlette application: authentication, agreement resolution, the extract path, operations endpoints.
+"""The Starlette application: routes, error handling as RFC 9457 problems, one log event per request.
 
-The handler for an extract follows the flow of DESIGN.md §1: authenticate → resolve the agreement (party, validity)
-→ plan (pure) → write-ahead log entry (durable; 503 and nothing released if it fails) → push the query down to the
-registry → transform each batch with the compiled plan → stream → finalize the entry (completed / aborted / failed,
-rows, bytes, SHA-256 of exactly the bytes handed to the server).
+Routes live in ``gateway.routes`` (one module per capability). This module wires them with the error handlers and
+the request-context middleware.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-import json
-import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
-import anyio
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from policies import Agreement, ColumnClass, ReleasePlan, RequestError, parse_extract_request, plan_extract
-from transforms import CsvWriter, NdjsonWriter, compile_plan
-
-from .auth import Principal
-from .disclosure_log import DisclosureStart
-from .errors import (
-    AuthError,
-    ForbiddenError,
-    GatewayError,
-    MalformedRequestError,
-    NotFoundError,
-    NotImplementedByGatewayError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
-    ValidationError,
-)
-from .keysource import AgreementKeySource
+from .errors import GatewayError
 from .logconfig import get_logger
-from .openapi import openapi_document
 from .problems import problem_response
+from .routes.agreements import list_agreements
+from .routes.common import new_id, request_id
+from .routes.compliance import (
+    disclosure,
+    disclosure_totals,
+    export_disclosures,
+    list_disclosures,
+    receipt,
+    subject_disclosures,
+)
+from .routes.extract import extract
+from .routes.log import checkpoint, consistency, public_key
+from .routes.ops import healthz, openapi, readyz
 from .services import Services
 
 __all__ = ["create_app"]
 
 _log = get_logger("gateway.http")
-OVERSIGHT_ROLES = frozenset({"compliance", "admin", "approver"})
-MEDIA_TYPES = {"ndjson": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
-
-
-def _new_id() -> str:
-    # Time-ordered (48-bit milliseconds) + 80 random bits: sortable, unguessable, no coordination between processes.
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _request_id(request: Request) -> str:
-    rid: str = request.scope.get("state", {}).get("request_id", "")
-    return rid
-
-
-# -- authentication and agreement resolution --------------------------------------------------------------------------
-async def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization")
-    if not header:
-        raise AuthError("send your API key as 'Authorization: Bearer <key>'")
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
-        raise AuthError("the Authorization header must be 'Bearer <key>'")
-    principal = await anyio.to_thread.run_sync(_services(request).authenticator.authenticate, credential.strip())
-    if principal is None:
-        raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
-    request.scope.setdefault("state", {})["principal"] = principal.name
-    return principal
-
-
-def resolve_agreement(services: Services, principal: Principal, agreement_id: str) -> Agreement:
-    agreement = services.agreements.get(agreement_id)
-    if agreement is None:
-        raise NotFoundError(f"there is no agreement with id {agreement_id[:64]!r}; GET /v1/agreements lists yours")
-    if not agreement.is_party(principal.name):
-        raise ForbiddenError(f"you are not a party to agreement {agreement.id!r}", code="not-a-party")
-    problem = agreement.validity_problem(services.today())
-    if problem is not None:
-        raise ForbiddenError(problem, code="agreement-not-valid")
-    return agreement
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if content_type not in ("application/json", ""):
-        raise UnsupportedMediaTypeError("send the request body as application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"the request body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"the request body is larger than {limit} bytes")
-    if not body.strip():
-        return None
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedRequestError("the request body is not valid JSON") from exc
-    except RecursionError as exc:
-        raise MalformedRequestError("the request body is nested too deeply") from exc
-
-
-# -- the log's view of a plan ---------------------------------------------------------------------------------------
-def plan_for_log(plan: ReleasePlan, filter_key: bytes) -> dict[str, Any]:
-    """The plan as the log records it: filter values on direct identifiers are replaced by keyed hashes, so the log
-    can show that two requests asked for the same person without holding the identifier itself."""
-    described = plan.describe()
-    filters = []
-    for flt, shown in zip(plan.filters, described["filters"], strict=True):
-        column = plan.dataset.columns[flt.column]
-        if column.cls is ColumnClass.DIRECT_IDENTIFIER:
-            values = flt.value if isinstance(flt.value, tuple) else (flt.value,)
-            hashed = [hmac.new(filter_key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
-            shown = {**shown, "value": {"hmac": hashed if isinstance(flt.value, tuple) else hashed[0]}}
-        filters.append(shown)
-    described["filters"] = filters
-    return described
-
-
-# -- handlers -------------------------------------------------------------------------------------------------------
-async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    services = _services(request)
-    checks: dict[str, str] = {}
-    for name, check in (("disclosure_log", services.log.ping), ("registry", services.connector.ping)):
-        try:
-            await anyio.to_thread.run_sync(check)
-            checks[name] = "ok"
-        except GatewayError as exc:
-            checks[name] = exc.code
-    if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
-    return problem_response(
-        503,
-        "not-ready",
-        "Not ready",
-        "a dependency is unavailable",
-        request_id=_request_id(request),
-        extra={"checks": checks},
-    )
-
-
-async def openapi(_request: Request) -> Response:
-    return JSONResponse(openapi_document())
-
-
-async def list_agreements(request: Request) -> Response:
-    principal = await authenticate(request)
-    services = _services(request)
-    today = services.today()
-    oversight = bool(principal.roles & OVERSIGHT_ROLES)
-    items = []
-    for agreement in sorted(services.agreements.values(), key=lambda a: a.id):
-        if agreement.is_party(principal.name) or oversight:
-            item = agreement.describe()
-            item["role"] = "party" if agreement.is_party(principal.name) else "oversight"
-            item["valid_today"] = agreement.validity_problem(today) is None
-            items.append(item)
-    return JSONResponse({"agreements": items})
-
-
-async def extract(request: Request) -> Response:
-    principal = await authenticate(request)
-    services = _services(request)
-    agreement = resolve_agreement(services, principal, request.path_params["agreement_id"])
-    body = await read_json(request, services.max_body_bytes)
-    try:
-        parsed = parse_extract_request(body, max_limit=services.max_rows_per_request)
-        plan = plan_extract(agreement, parsed, today=services.today())
-    except RequestError as exc:
-        raise ValidationError(str(exc), code=exc.code) from exc
-    if agreement.k_anonymity is not None:
-        # Fail closed: releasing without a control the approver relied on would break the agreement.
-        raise NotImplementedByGatewayError(
-            f"agreement {agreement.id!r} requires k-anonymity, which this gateway version does not enforce yet; "
-            "nothing was released"
-        )
-    compiled = compile_plan(plan, AgreementKeySource(services.keyring, agreement.id))
-    writer: NdjsonWriter | CsvWriter = (
-        NdjsonWriter(compiled.columns) if plan.format == "ndjson" else CsvWriter(compiled.columns)
-    )
-    filter_key = services.keyring.derive("log:subject-index", "filter-values").reveal()
-    disclosure_id = _new_id()
-    start = DisclosureStart(
-        disclosure_id=disclosure_id,
-        request_id=_request_id(request),
-        principal=principal.name,
-        agreement_id=agreement.id,
-        agreement_version=agreement.version,
-        agreement_digest=agreement.digest,
-        approved_by=agreement.approved_by,
-        legal_basis=agreement.legal_basis,
-        purpose=agreement.purpose,
-        operation="extract",
-        plan=plan_for_log(plan, filter_key),
-        started_at=services.clock(),
-    )
-    # Write-ahead: durable before the registry is queried and before any byte can leave.
-    await anyio.to_thread.run_sync(services.log.start, start)
-    request.scope.setdefault("state", {})["disclosure_id"] = disclosure_id
-    batch_rows = services.batch_rows
-
-    def open_stream() -> tuple[Iterator[list[tuple[Any, ...]]], list[tuple[Any, ...]] | None]:
-        batches = services.connector.stream(plan, batch_rows=batch_rows)
-        return batches, next(batches, None)
-
-    try:
-        batches, first = await anyio.to_thread.run_sync(open_stream)
-    except Exception as exc:
-        code = exc.code if isinstance(exc, GatewayError) else "internal-error"
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                lambda: services.log.finish(disclosure_id, status="failed", rows=0, nbytes=0, sha256=None, error=code)
-            )
-        raise
-
-    def render(batch: list[tuple[Any, ...]]) -> bytes:
-        return writer.batch(compiled.rows(batch))
-
-    def step() -> tuple[int, bytes] | None:
-        batch = next(batches, None)
-        if batch is None:
-            return None
-        return len(batch), render(batch)
-
-    async def body_iter() -> AsyncIterator[bytes]:
-        digest = hashlib.sha256()
-        rows = nbytes = 0
-        status, error = "aborted", None
-        try:
-            if isinstance(writer, CsvWriter):
-                head = writer.header()
-                digest.update(head)
-                nbytes += len(head)
-                yield head
-            if first is not None:
-                chunk = await anyio.to_thread.run_sync(render, first)
-                digest.update(chunk)
-                rows += len(first)
-                nbytes += len(chunk)
-                yield chunk
-                while (item := await anyio.to_thread.run_sync(step)) is not None:
-                    count, chunk = item
-                    digest.update(chunk)
-                    rows += count
-                    nbytes += len(chunk)
-                    yield chunk
-            status = "completed"
-        except GatewayError as exc:
-            error = exc.code
-            raise
-        except Exception:
-            error = "internal-error"
-            _log.exception("stream_failed", disclosure_id=disclosure_id)
-            raise
-        finally:
-            close = getattr(batches, "close", None)
-            with anyio.CancelScope(shield=True):
-                if close is not None:
-                    await anyio.to_thread.run_sync(close)
-                await anyio.to_thread.run_sync(
-                    lambda: services.log.finish(
-                        disclosure_id, status=status, rows=rows, nbytes=nbytes, sha256=digest.hexdigest(), error=error
-                    )
-                )
-                request.scope.setdefault("state", {}).update(rows=rows, bytes=nbytes, disclosure_status=status)
-
-    return StreamingResponse(
-        body_iter(),
-        media_type=MEDIA_TYPES[plan.format],
-        headers={"X-Disclosure-Id": disclosure_id, "Cache-Control": "no-store"},
-    )
 
 
 # -- error handling ---------------------------------------------------------------------------------------------------
@@ -299,7 +45,7 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, GatewayError):  # pragma: no cover - registration guarantees the type
         raise exc
     return problem_response(
-        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, request_id=_request_id(request)
+        exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, request_id=request_id(request)
     )
 
 
@@ -314,7 +60,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
         titles.get(exc.status_code, "HTTP error"),
         detail.get(exc.status_code, str(exc.detail)),
         headers=exc.headers,
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
 
 
@@ -324,13 +70,13 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
-    _log.error("unhandled_error", error_type=type(exc).__name__, where=where, request_id=_request_id(request))
+    _log.error("unhandled_error", error_type=type(exc).__name__, where=where, request_id=request_id(request))
     return problem_response(
         500,
         "internal-error",
         "Internal error",
         "the gateway failed to handle this request; the operator can find it by request_id",
-        request_id=_request_id(request),
+        request_id=request_id(request),
     )
 
 
@@ -348,7 +94,7 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         # Accept a caller's id only when it is short and plain, so it cannot smuggle data into the log.
-        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum() else _new_id()
+        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum() else new_id()
         state["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
@@ -411,6 +157,15 @@ def create_app(services: Services) -> Starlette:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/agreements", list_agreements, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/extract", extract, methods=["POST"]),
+        Route("/v1/disclosures", list_disclosures, methods=["GET"]),
+        Route("/v1/disclosures/export", export_disclosures, methods=["GET"]),
+        Route("/v1/disclosures/totals", disclosure_totals, methods=["GET"]),
+        Route("/v1/disclosures/{disclosure_id}", disclosure, methods=["GET"]),
+        Route("/v1/disclosures/{disclosure_id}/receipt", receipt, methods=["GET"]),
+        Route("/v1/subjects/disclosures", subject_disclosures, methods=["POST"]),
+        Route("/v1/log/checkpoint", checkpoint, methods=["GET"]),
+        Route("/v1/log/proof/consistency", consistency, methods=["GET"]),
+        Route("/v1/log/public-key", public_key, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

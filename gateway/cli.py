@@ -12,8 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from keys import KeysError
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .logsigner import LogVerifier
 
 __all__ = ["main"]
 
@@ -72,6 +78,14 @@ def _build_parser() -> argparse.ArgumentParser:
     log_sub = log.add_subparsers(dest="log_command", required=True)
     verify = log_sub.add_parser("verify", help="verify the disclosure log (exit 1 on any tamper)")
     _deployment_args(verify)
+    verify.add_argument("--public-key", type=Path, default=None, help="log public key (default: the deployment's)")
+
+    receipt = sub.add_parser("receipt", help="disclosure receipts")
+    receipt_sub = receipt.add_subparsers(dest="receipt_command", required=True)
+    rverify = receipt_sub.add_parser("verify", help="verify a receipt offline (exit 1 on any mismatch)")
+    rverify.add_argument("file", type=Path)
+    rverify.add_argument("--public-key", type=Path, required=True, help="the log's public key (PEM, log.pub)")
+    rverify.add_argument("--content", type=Path, default=None, help="the released bytes, to check their SHA-256")
     return parser
 
 
@@ -227,16 +241,64 @@ def _cmd_principals_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_verifier(path: Path) -> LogVerifier:
+    from .logsigner import LogVerifier
+
+    try:
+        return LogVerifier.from_pem(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the public key: {exc.strerror}") from exc
+    except (ValueError, KeysError) as exc:
+        raise ConfigError(f"{path}: not an Ed25519 public key in PEM form") from exc
+
+
 def _cmd_log_verify(args: argparse.Namespace) -> int:
     from .db import create_gateway_engine
     from .settings import settings_for
     from .verify import verify_log
 
     settings = settings_for(args.data_dir, args.config)
+    key_path = args.public_key or settings.log_public_key_path
+    verifier = _load_verifier(key_path)
     engine = create_gateway_engine(settings.database_url)
-    report = verify_log(engine)
+    try:
+        report = verify_log(engine, verifier)
+    finally:
+        engine.dispose()
     print(report.summary())
+    for extra in report.problems[1:]:
+        print(f"  also: {extra}")
     return 0 if report.ok else 1
+
+
+def _cmd_receipt_verify(args: argparse.Namespace) -> int:
+    from .receipt import verify_receipt
+
+    verifier = _load_verifier(args.public_key)
+    try:
+        receipt = json.loads(args.file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{args.file}: cannot read the receipt: {exc.strerror}") from exc
+    except ValueError:
+        print(f"receipt INVALID: {args.file} is not JSON")
+        return 1
+    content = None
+    if args.content is not None:
+        try:
+            content = args.content.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{args.content}: cannot read: {exc.strerror}") from exc
+    report = verify_receipt(receipt, verifier, content=content)
+    if not report.ok:
+        print(f"receipt INVALID: {report.problems[0]}")
+        for extra in report.problems[1:]:
+            print(f"  also: {extra}")
+        return 1
+    size = report.checkpoint.size if report.checkpoint is not None else "?"
+    kinds = ", ".join(f"{e['type']} (index {e['index']})" for e in report.entries)
+    print(f"receipt OK: {kinds} included in the log signed at size {size}"
+          + ("; content matches" if content is not None else ""))
+    return 0
 
 
 _COMMANDS = {
@@ -249,7 +311,6 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    from keys import KeysError
     from policies import PolicyError
 
     try:
@@ -261,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_principals_add(args)
         if args.command == "log":
             return _cmd_log_verify(args)
+        if args.command == "receipt":
+            return _cmd_receipt_verify(args)
         return _COMMANDS[args.command](args)
     except (ConfigError, PolicyError, KeysError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)

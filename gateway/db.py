@@ -16,10 +16,13 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "ApiKeyRow",
+    "CheckpointRow",
     "DisclosureRow",
     "LogEntryRow",
     "LogHeadRow",
+    "LogNodeRow",
     "PrincipalRow",
+    "SubjectIndexRow",
     "WrappedKeyRow",
     "create_gateway_engine",
     "init_schema",
@@ -58,18 +61,50 @@ class WrappedKeyRow(SQLModel, table=True):
 
 
 class LogHeadRow(SQLModel, table=True):
-    """One row: the size of the log. Appends increment it under a row lock, which serialises index assignment."""
+    """One row: the size of the log and the right border of its Merkle tree (hex hashes, JSON list).
+
+    Appenders lock this row, which serialises index assignment across every process on one database; the border
+    lets each append compute the new tree nodes without reading the tree.
+    """
 
     __tablename__ = "log_head"
     id: int = Field(primary_key=True)
-    size: int = Field(default=0)
+    size: int = Field(default=0, sa_type=sa.BigInteger)
+    border: str = Field(default="[]")
+
+
+class LogNodeRow(SQLModel, table=True):
+    """Hashes of the complete (perfect) subtrees of the log's Merkle tree; level 0 are the leaf hashes."""
+
+    __tablename__ = "log_nodes"
+    level: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    hash: str = Field(max_length=64)
+
+
+class CheckpointRow(SQLModel, table=True):
+    """Signed tree heads (C2SP tlog-checkpoint notes), kept forever."""
+
+    __tablename__ = "log_checkpoints"
+    size: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    root: str = Field(max_length=64)
+    note: str
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SubjectIndexRow(SQLModel, table=True):
+    """Which disclosure included which subject: a keyed hash of the subject id, never the id itself."""
+
+    __tablename__ = "subject_index"
+    subject_hash: bytes = Field(primary_key=True, sa_type=sa.LargeBinary(16))
+    disclosure_seq: int = Field(primary_key=True, sa_type=sa.BigInteger)
 
 
 class LogEntryRow(SQLModel, table=True):
     """Append-only leaves of the disclosure log (canonical JSON); nothing updates or deletes them."""
 
     __tablename__ = "log_entries"
-    seq: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True, sa_type=sa.BigInteger)
     kind: str = Field(max_length=64)
     disclosure_id: str | None = Field(default=None, index=True, max_length=64)
     body: str
@@ -98,10 +133,11 @@ class DisclosureRow(SQLModel, table=True):
     rows: int = Field(default=0)
     bytes: int = Field(default=0)
     sha256: str | None = Field(default=None, max_length=64)
-    start_seq: int
-    finish_seq: int | None = None
+    start_seq: int = Field(sa_type=sa.BigInteger, unique=True)
+    finish_seq: int | None = Field(default=None, sa_type=sa.BigInteger)
     plan: str  # canonical JSON of the release plan description
     error: str | None = Field(default=None, max_length=256)
+    details: str | None = None  # canonical JSON of operation-specific facts (suppression counts, alerts...)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -130,4 +166,4 @@ def init_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         exists = conn.execute(sa.select(LogHeadRow.__table__.c.id)).first()  # type: ignore[attr-defined]
         if exists is None:
-            conn.execute(sa.insert(LogHeadRow.__table__).values(id=1, size=0))  # type: ignore[attr-defined]
+            conn.execute(sa.insert(LogHeadRow.__table__).values(id=1, size=0, border="[]"))  # type: ignore[attr-defined]

@@ -1,34 +1,44 @@
-"""The disclosure log: a write-ahead record of every release, durable before the first byte leaves.
+"""The disclosure log: a write-ahead, tamper-evident record of every release.
 
 Each disclosure produces two append-only leaves: ``disclosure.started`` (who, agreement id + version + digest,
-approver, legal basis, purpose, the plan: fields with operators, conditions, limit) written and committed before the
-registry is even queried, and ``disclosure.finished`` (status, rows, bytes, SHA-256 of the released bytes). A crash in
-between leaves only the first, which compliance sees as a disclosure that never finished. If the first cannot be
-written, the request fails with 503 and nothing is released: like an audit device that cannot record.
+approver, legal basis, purpose, the plan: fields with operators, conditions, limit), committed before the registry is
+queried, and ``disclosure.finished`` (status, rows, bytes, SHA-256 of the released bytes). A crash in between leaves
+only the first, which compliance sees as a disclosure that never finished. If the first cannot be written, the
+request fails with 503 and nothing is released, like an audit device that cannot record.
 
-Leaves are canonical JSON with RFC 6962 leaf hashes, assigned consecutive indexes under a row lock on ``log_head``
-(no gaps, no duplicates, also with many processes on one PostgreSQL). The Merkle tree and signed checkpoints are built
-over these leaves.
+Leaves are RFC 8785 canonical JSON in an RFC 9162 Merkle tree. Appends go through one writer thread per process that
+commits whatever is queued in one transaction (group commit: one fsync for many requests). Each transaction first
+locks the ``log_head`` row, so indexes are assigned exactly once across every process writing to one database (no
+gaps, no forks, no duplicates); the head also holds the tree's right border, from which the new tree nodes are
+computed and stored. Signed checkpoints (C2SP tlog-checkpoint, Ed25519) are written every N entries or T seconds.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
+import queue
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .canonical import canonical_json
-from .db import DisclosureRow, LogEntryRow, LogHeadRow, utcnow
+from .db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow, utcnow
 from .errors import AuditUnavailableError
+from .logconfig import get_logger
+from .tlog import Checkpoint, Node, Signer, TreeAppender, sign_checkpoint
 
 __all__ = [
+    "FINAL_STATUSES",
     "DisclosureLog",
     "DisclosureStart",
     "MemoryDisclosureLog",
@@ -39,6 +49,10 @@ __all__ = [
 _entries = LogEntryRow.__table__  # type: ignore[attr-defined]
 _disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
 _head = LogHeadRow.__table__  # type: ignore[attr-defined]
+_nodes = LogNodeRow.__table__  # type: ignore[attr-defined]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+_subjects = SubjectIndexRow.__table__  # type: ignore[attr-defined]
+_log = get_logger("gateway.disclosure_log")
 
 FINAL_STATUSES = frozenset({"completed", "aborted", "failed"})
 
@@ -82,116 +96,148 @@ class DisclosureStart:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DisclosureFinish:
+    disclosure_id: str
+    status: str
+    rows: int
+    nbytes: int
+    sha256: str | None
+    error: str | None
+    details: Mapping[str, Any] | None
+    finished_at: dt.datetime
+
+    def entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "type": "disclosure.finished",
+            "disclosure_id": self.disclosure_id,
+            "time": _ts(self.finished_at),
+            "status": self.status,
+            "rows": self.rows,
+            "bytes": self.nbytes,
+            "sha256": self.sha256,
+            "error": self.error,
+        }
+        if self.details:
+            entry["details"] = dict(self.details)
+        return entry
+
+
 class DisclosureLog(Protocol):
     def start(self, start: DisclosureStart) -> int: ...
 
     def finish(
-        self, disclosure_id: str, *, status: str, rows: int, nbytes: int, sha256: str | None, error: str | None = None
+        self,
+        disclosure_id: str,
+        *,
+        status: str,
+        rows: int,
+        nbytes: int,
+        sha256: str | None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> int: ...
+
+    def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None: ...
 
     def ping(self) -> None: ...
 
 
-def _finish_entry(
-    disclosure_id: str, status: str, rows: int, nbytes: int, sha256: str | None, error: str | None, moment: dt.datetime
-) -> dict[str, Any]:
+def _make_finish(
+    disclosure_id: str,
+    status: str,
+    rows: int,
+    nbytes: int,
+    sha256: str | None,
+    error: str | None,
+    details: Mapping[str, Any] | None,
+) -> DisclosureFinish:
     if status not in FINAL_STATUSES:
         raise ValueError(f"unknown final status {status!r}")
-    return {
-        "type": "disclosure.finished",
-        "disclosure_id": disclosure_id,
-        "time": _ts(moment),
-        "status": status,
-        "rows": rows,
-        "bytes": nbytes,
-        "sha256": sha256,
-        "error": error,
-    }
+    return DisclosureFinish(disclosure_id, status, rows, nbytes, sha256, error, details, utcnow())
+
+
+class _Pending:
+    __slots__ = ("done", "error", "op", "result")
+
+    def __init__(self, op: DisclosureStart | DisclosureFinish) -> None:
+        self.op = op
+        self.done = threading.Event()
+        self.result: int | None = None
+        self.error: BaseException | None = None
 
 
 class SqlDisclosureLog:
-    """The log in the gateway database (SQLite or PostgreSQL)."""
+    """The log in the gateway database (SQLite or PostgreSQL), with group commit and signed checkpoints."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        signer: Signer | None = None,
+        origin: str = "dx-gateway.local/disclosure-log",
+        checkpoint_every: int = 1000,
+        checkpoint_interval_s: float = 10.0,
+        write_timeout_s: float = 10.0,
+        max_group: int = 512,
+    ) -> None:
         self._engine = engine
+        self._signer = signer
+        self._origin = origin
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._write_timeout_s = write_timeout_s
+        self._max_group = max_group
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._closed = False
+        self._last_checkpoint_size = -1
+        self._last_checkpoint_time = 0.0
+        self._is_sqlite = engine.dialect.name == "sqlite"
 
-    def _append(
-        self, conn: Connection, kind: str, disclosure_id: str | None, entry: dict[str, Any], moment: dt.datetime
-    ) -> int:
-        # The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite): concurrent appenders queue here,
-        # each gets the next index, and a rollback gives it back, so indexes have no gaps and no duplicates.
-        size = conn.execute(
-            sa.update(_head).where(_head.c.id == 1).values(size=_head.c.size + 1).returning(_head.c.size)
-        ).scalar_one()
-        seq = int(size) - 1
-        body = canonical_json({"index": seq, **entry})
-        conn.execute(
-            sa.insert(_entries).values(
-                seq=seq,
-                kind=kind,
-                disclosure_id=disclosure_id,
-                body=body.decode("utf-8"),
-                leaf_hash=leaf_hash_hex(body),
-                created_at=moment,
-            )
-        )
-        return seq
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    @property
+    def signer(self) -> Signer | None:
+        return self._signer
+
+    # -- public API (called from request threads) ---------------------------------------------------------------
     def start(self, start: DisclosureStart) -> int:
-        try:
-            with self._engine.begin() as conn:
-                seq = self._append(conn, "disclosure.started", start.disclosure_id, start.entry(), start.started_at)
-                conn.execute(
-                    sa.insert(_disclosures).values(
-                        id=start.disclosure_id,
-                        request_id=start.request_id,
-                        principal=start.principal,
-                        agreement_id=start.agreement_id,
-                        agreement_version=start.agreement_version,
-                        agreement_digest=start.agreement_digest,
-                        approved_by=start.approved_by,
-                        legal_basis=start.legal_basis,
-                        purpose=start.purpose,
-                        operation=start.operation,
-                        status="started",
-                        started_at=start.started_at,
-                        rows=0,
-                        bytes=0,
-                        start_seq=seq,
-                        plan=canonical_json(dict(start.plan)).decode("utf-8"),
-                    )
-                )
-            return seq
-        except SQLAlchemyError as exc:
-            raise AuditUnavailableError(
-                "the disclosure log cannot be written, so nothing was released; try again later or tell the "
-                "gateway operator"
-            ) from exc
+        return self._submit(start)
 
     def finish(
-        self, disclosure_id: str, *, status: str, rows: int, nbytes: int, sha256: str | None, error: str | None = None
+        self,
+        disclosure_id: str,
+        *,
+        status: str,
+        rows: int,
+        nbytes: int,
+        sha256: str | None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> int:
-        moment = utcnow()
-        entry = _finish_entry(disclosure_id, status, rows, nbytes, sha256, error, moment)
+        return self._submit(_make_finish(disclosure_id, status, rows, nbytes, sha256, error, details))
+
+    def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
+        if not subject_hashes:
+            return
+        rows = [{"subject_hash": h, "disclosure_seq": disclosure_seq} for h in dict.fromkeys(subject_hashes)]
+        if self._is_sqlite:
+            stmt: Any = sqlite.insert(_subjects).on_conflict_do_nothing()
+        else:
+            stmt = postgresql.insert(_subjects).on_conflict_do_nothing()
         try:
             with self._engine.begin() as conn:
-                seq = self._append(conn, "disclosure.finished", disclosure_id, entry, moment)
-                conn.execute(
-                    sa.update(_disclosures)
-                    .where(_disclosures.c.id == disclosure_id)
-                    .values(
-                        status=status,
-                        finished_at=moment,
-                        rows=rows,
-                        bytes=nbytes,
-                        sha256=sha256,
-                        finish_seq=seq,
-                        error=error,
-                    )
-                )
-            return seq
+                conn.execute(stmt, rows)
         except SQLAlchemyError as exc:
-            raise AuditUnavailableError("the disclosure log cannot be written") from exc
+            raise AuditUnavailableError("the subject index cannot be written, so the release stopped") from exc
 
     def ping(self) -> None:
         try:
@@ -200,6 +246,172 @@ class SqlDisclosureLog:
         except SQLAlchemyError as exc:
             raise AuditUnavailableError("the gateway database is not reachable") from exc
 
+    def close(self) -> None:
+        with self._thread_lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=self._write_timeout_s)
+
+    def checkpoint(self) -> str | None:
+        """Sign a checkpoint of the current head now (if the log grew since the last one); return its note."""
+        if self._signer is None:
+            return None
+        with self._engine.begin() as conn:
+            size, border = self._lock_head(conn)
+            appender = TreeAppender(size, border)
+            return self._write_checkpoint(conn, size, appender.root())
+
+    # -- writer thread ------------------------------------------------------------------------------------------
+    def _submit(self, op: DisclosureStart | DisclosureFinish) -> int:
+        pending = _Pending(op)
+        self._ensure_thread()
+        self._queue.put(pending)
+        if not pending.done.wait(self._write_timeout_s):
+            # The entry may still be written later; the caller treats it as not written and releases nothing.
+            raise AuditUnavailableError("the disclosure log did not confirm the write in time; nothing was released")
+        if pending.error is not None:
+            raise AuditUnavailableError(
+                "the disclosure log cannot be written, so nothing was released; try again later or tell the "
+                "gateway operator"
+            ) from pending.error
+        if pending.result is None:  # pragma: no cover - the writer always sets one or the other
+            raise AuditUnavailableError("the disclosure log write failed")
+        return pending.result
+
+    def _ensure_thread(self) -> None:
+        with self._thread_lock:
+            if self._closed:
+                raise AuditUnavailableError("the disclosure log is closed")
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="disclosure-log-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self._checkpoint_interval_s)
+            except queue.Empty:
+                self._maybe_checkpoint_idle()
+                continue
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self._max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                group.append(item)
+            self._commit_group(group)
+
+    def _lock_head(self, conn: Connection) -> tuple[int, list[bytes]]:
+        # A write first: it takes SQLite's write lock (waiting on busy_timeout) or PostgreSQL's row lock, so the
+        # read that follows sees the head no other appender can move until we commit.
+        conn.execute(sa.update(_head).where(_head.c.id == 1).values(size=_head.c.size))
+        row = conn.execute(sa.select(_head.c.size, _head.c.border).where(_head.c.id == 1)).one()
+        return int(row.size), [bytes.fromhex(h) for h in json.loads(row.border)]
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        try:
+            with self._engine.begin() as conn:
+                size, border = self._lock_head(conn)
+                appender = TreeAppender(size, border)
+                entries: list[dict[str, Any]] = []
+                nodes: list[Node] = []
+                results: list[int] = []
+                for pending in group:
+                    seq = appender.size
+                    body = canonical_json({"index": seq, **pending.op.entry()})
+                    leaf = hashlib.sha256(b"\x00" + body).digest()
+                    nodes.extend(appender.append(leaf))
+                    op = pending.op
+                    entries.append({
+                        "seq": seq,
+                        "kind": "disclosure.started" if isinstance(op, DisclosureStart) else "disclosure.finished",
+                        "disclosure_id": op.disclosure_id,
+                        "body": body.decode("utf-8"),
+                        "leaf_hash": leaf.hex(),
+                        "created_at": op.started_at if isinstance(op, DisclosureStart) else op.finished_at,
+                    })
+                    results.append(seq)
+                conn.execute(sa.insert(_entries), entries)
+                conn.execute(sa.insert(_nodes), [{"level": n.level, "idx": n.index, "hash": n.hash.hex()} for n in nodes])
+                for pending, seq in zip(group, results, strict=True):
+                    self._apply(conn, pending.op, seq)
+                conn.execute(
+                    sa.update(_head)
+                    .where(_head.c.id == 1)
+                    .values(size=appender.size, border=json.dumps([n.hash.hex() for n in appender.border]))
+                )
+                if self._checkpoint_due(appender.size):
+                    self._write_checkpoint(conn, appender.size, appender.root())
+        except Exception as exc:  # noqa: BLE001 - every waiter must learn that its entry was not written
+            _log.error("log_group_failed", error_type=type(exc).__name__, entries=len(group))
+            for pending in group:
+                pending.error = exc
+                pending.done.set()
+            return
+        for pending, seq in zip(group, results, strict=True):
+            pending.result = seq
+            pending.done.set()
+
+    def _apply(self, conn: Connection, op: DisclosureStart | DisclosureFinish, seq: int) -> None:
+        if isinstance(op, DisclosureStart):
+            conn.execute(sa.insert(_disclosures).values(
+                id=op.disclosure_id, request_id=op.request_id, principal=op.principal,
+                agreement_id=op.agreement_id, agreement_version=op.agreement_version,
+                agreement_digest=op.agreement_digest, approved_by=op.approved_by, legal_basis=op.legal_basis,
+                purpose=op.purpose, operation=op.operation, status="started", started_at=op.started_at, rows=0,
+                bytes=0, start_seq=seq, plan=canonical_json(dict(op.plan)).decode("utf-8"),
+            ))
+        else:
+            conn.execute(sa.update(_disclosures).where(_disclosures.c.id == op.disclosure_id).values(
+                status=op.status, finished_at=op.finished_at, rows=op.rows, bytes=op.nbytes, sha256=op.sha256,
+                finish_seq=seq, error=op.error,
+                details=canonical_json(dict(op.details)).decode("utf-8") if op.details else None,
+            ))
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------
+    def _checkpoint_due(self, size: int) -> bool:
+        if self._signer is None or size <= self._last_checkpoint_size:
+            return False
+        if self._last_checkpoint_size < 0 or size - self._last_checkpoint_size >= self._checkpoint_every:
+            return True
+        return time.monotonic() - self._last_checkpoint_time >= self._checkpoint_interval_s
+
+    def _write_checkpoint(self, conn: Connection, size: int, root: bytes) -> str | None:
+        if self._signer is None:
+            return None
+        existing = conn.execute(sa.select(_checkpoints.c.note).where(_checkpoints.c.size == size)).scalar_one_or_none()
+        if existing is not None:
+            note: str = existing
+        else:
+            note = sign_checkpoint(Checkpoint(self._origin, size, root), self._origin, self._signer)
+            conn.execute(sa.insert(_checkpoints).values(size=size, root=root.hex(), note=note, created_at=utcnow()))
+        self._last_checkpoint_size = size
+        self._last_checkpoint_time = time.monotonic()
+        return note
+
+    def _maybe_checkpoint_idle(self) -> None:
+        if self._signer is None:
+            return
+        try:
+            with self._engine.begin() as conn:
+                latest = conn.execute(sa.select(sa.func.max(_checkpoints.c.size))).scalar()
+                head = conn.execute(sa.select(_head.c.size).where(_head.c.id == 1)).scalar()
+                if head is not None and head > 0 and (latest is None or head > latest):
+                    size, border = self._lock_head(conn)
+                    self._write_checkpoint(conn, size, TreeAppender(size, border).root())
+        except IntegrityError:
+            pass  # another process signed the same size first: same tree, nothing lost
+        except SQLAlchemyError as exc:
+            _log.warning("checkpoint_failed", error_type=type(exc).__name__)
+
 
 class MemoryDisclosureLog:
     """In-memory fake with the same contract; ``failing = True`` simulates a log that cannot be written."""
@@ -207,6 +419,7 @@ class MemoryDisclosureLog:
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
         self.failing = False
+        self.subjects: dict[int, set[bytes]] = {}
         self._lock = threading.Lock()
 
     def _append(self, entry: dict[str, Any]) -> int:
@@ -221,10 +434,27 @@ class MemoryDisclosureLog:
         return self._append(start.entry())
 
     def finish(
-        self, disclosure_id: str, *, status: str, rows: int, nbytes: int, sha256: str | None, error: str | None = None
+        self,
+        disclosure_id: str,
+        *,
+        status: str,
+        rows: int,
+        nbytes: int,
+        sha256: str | None,
+        error: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> int:
-        return self._append(_finish_entry(disclosure_id, status, rows, nbytes, sha256, error, utcnow()))
+        return self._append(_make_finish(disclosure_id, status, rows, nbytes, sha256, error, details).entry())
+
+    def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
+        if self.failing:
+            raise AuditUnavailableError("the disclosure log cannot be written")
+        self.subjects.setdefault(disclosure_seq, set()).update(subject_hashes)
 
     def ping(self) -> None:
         if self.failing:
             raise AuditUnavailableError("the disclosure log is not reachable")
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")

@@ -59,6 +59,9 @@ class Settings:
     registry_timeout_s: float = 30.0
     log_format: str = "json"
     log_level: str = "info"
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 10.0
+    audit_write_timeout_s: float = 10.0
 
     @property
     def base_dir(self) -> Path:
@@ -110,9 +113,12 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     log_format = raw.get("log_format", "json")
     if log_format not in ("json", "console"):
         raise ConfigError(f"{source}: log_format: expected 'json' or 'console'")
-    timeout = raw.get("registry_timeout_s", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
-        raise ConfigError(f"{source}: registry_timeout_s: expected seconds between 0 and 3600")
+    def seconds(key: str, default: float, high: float) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+            raise ConfigError(f"{source}: {key}: expected seconds between 0 and {high:g}")
+        return float(value)
+
     return Settings(
         config_path=path.resolve(),
         registry_url=_resolve_url(registry_url, base),
@@ -127,7 +133,10 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=number("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024),
         max_rows_per_request=number("max_rows_per_request", 10_000_000, 1, 10**9),
         batch_rows=number("batch_rows", 2000, 1, 100_000),
-        registry_timeout_s=float(timeout),
+        registry_timeout_s=seconds("registry_timeout_s", 30, 3600),
+        checkpoint_every=number("checkpoint_every", 1000, 1, 10**9),
+        checkpoint_interval_s=seconds("checkpoint_interval_s", 10, 86400),
+        audit_write_timeout_s=seconds("audit_write_timeout_s", 10, 600),
         log_format=log_format,
         log_level=text("log_level", "info"),
     )

@@ -100,7 +100,7 @@ class Redactor(Protocol):
     is dropped from the release but appears in the notes). The basic regex redactor ignores it.
     """
 
-    def redact(self, text: str, subject_context: Mapping[str, str] | None = None) -> str: ...
+    def redact(self, text: str, subject_context: Mapping[str, str] | None) -> str: ...
 
 
 class RedactOp(ValueOperator):

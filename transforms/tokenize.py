@@ -142,6 +142,8 @@ def normalize_identifier(value: Any, fmt: str | None = None) -> str:
 
 def token(mac: HmacSha256, value: Any, *, length: int = 22, fmt: str | None = None) -> str:
     """One token, outside a compiled plan (tests, single lookups). Same result as ``TokenizeOp``."""
+    if not 16 <= length <= 43:
+        raise ValueError("token length is between 16 and 43 characters")
     digest = mac.digest(normalize_identifier(value, fmt).encode("utf-8"))
     return b2a_base64(digest, newline=False)[:length].translate(_URLSAFE).decode("ascii")
 

@@ -25,9 +25,7 @@ def _pg_schema(sql: str) -> str:
     for column in _DATES:
         sql = re.sub(rf"\b{column} TEXT\b", f"{column} DATE", sql)
     for column in _FLAGS:
-        sql = re.sub(
-            rf"\b{column} INTEGER NOT NULL( CHECK \({column} IN \(0, 1\)\))?", f"{column} BOOLEAN NOT NULL", sql
-        )
+        sql = re.sub(rf"\b{column} INTEGER NOT NULL( CHECK \([^)]*\))?", f"{column} BOOLEAN NOT NULL", sql)
     return sql.replace("enrollment_id INTEGER PRIMARY KEY", "enrollment_id BIGINT PRIMARY KEY").replace(
         "payment_id INTEGER PRIMARY KEY", "payment_id BIGINT PRIMARY KEY"
     )

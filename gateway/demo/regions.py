@@ -65,6 +65,10 @@ PROVINCE_NAMES: dict[str, str] = {
 }
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 def _r(
     code: str,
     name: str,
@@ -75,7 +79,7 @@ def _r(
     *,
     rural: bool = False,
 ) -> Region:
-    return Region(code, name, city, PROVINCE_NAMES[code[:2]], tuple(towns.split()), resident, origin, rural)
+    return Region(code, name, city, PROVINCE_NAMES[code[:2]], _words(towns), resident, origin, rural)
 
 
 REGIONS: tuple[Region, ...] = (
@@ -142,22 +146,25 @@ REGIONS: tuple[Region, ...] = (
 
 REGIONS_BY_CODE: dict[str, Region] = {region.code: region for region in REGIONS}
 
-ROADS: tuple[str, ...] = tuple(
-    ["建设路", "人民路", "解放路", "中山路", "和平路", "文化路", "胜利路", "新华路", "光明路", "幸福路", "团结路", "育才路", "花园路", "滨河路", "长江路", "黄河路", "东风路", "振兴路", "迎宾大道", "学府路", "工农路", "友谊路", "健康路", "园林路"]
+
+ROADS: tuple[str, ...] = _words(
+    "建设路 人民路 解放路 中山路 和平路 文化路 胜利路 新华路 光明路 幸福路 团结路 育才路 花园路 滨河路 长江路 黄河路 东风路 振兴路 迎宾大道 学府路 工农路 "
+    "友谊路 健康路 园林路"
 )
 """Road names that exist in most Chinese cities, for compound addresses (…路12号…小区3号楼2单元501)."""
 
-COMMUNITIES: tuple[str, ...] = tuple(
-    ["阳光花园", "幸福家园", "锦绣花园", "金色家园", "翠苑小区", "和谐家园", "康乐小区", "书香苑", "滨江花园", "紫荆花园", "世纪城", "怡景苑", "绿洲小区", "丽都花园", "华府小区", "嘉园", "新村", "东苑小区", "西苑小区", "南湖小区", "北辰小区", "富力城", "金地花园", "温馨家园", "雅居乐花园", "龙湖小区", "春晖苑", "梧桐苑"]
+COMMUNITIES: tuple[str, ...] = _words(
+    "阳光花园 幸福家园 锦绣花园 金色家园 翠苑小区 和谐家园 康乐小区 书香苑 滨江花园 紫荆花园 世纪城 怡景苑 绿洲小区 丽都花园 华府小区 嘉园 新村 东苑小区 "
+    "西苑小区 南湖小区 北辰小区 富力城 金地花园 温馨家园 雅居乐花园 龙湖小区 春晖苑 梧桐苑"
 )
 """Residential compound names (小区) for urban addresses."""
 
-VILLAGES: tuple[str, ...] = tuple(
-    ["王庄", "李庄", "张湾", "刘集", "陈营", "赵楼", "孙店", "杨桥", "周寨", "新庄", "黄岗", "马庄", "吴庄", "郭楼", "何湾", "高庄", "罗店", "胡集", "前营", "后营", "东湖", "西湾", "小李庄", "大刘庄", "柳树", "枣林", "双桥", "三里"]
+VILLAGES: tuple[str, ...] = _words(
+    "王庄 李庄 张湾 刘集 陈营 赵楼 孙店 杨桥 周寨 新庄 黄岗 马庄 吴庄 郭楼 何湾 高庄 罗店 胡集 前营 后营 东湖 西湾 小李庄 大刘庄 柳树 枣林 双桥 三里"
 )
 """Village name stems; an address appends 村, a group number (组) and a house number."""
 
-KINDERGARTEN_BRANDS: tuple[str, ...] = tuple(
-    ["阳光", "小天使", "蓝天", "金太阳", "童心", "启明星", "育英", "贝贝", "七彩虹", "春苗", "新蕾", "星星", "小太阳", "快乐宝贝", "爱心", "彩虹", "明珠", "希望", "小精灵", "乐乐", "博雅", "晨曦", "花蕾", "苗苗"]
+KINDERGARTEN_BRANDS: tuple[str, ...] = _words(
+    "阳光 小天使 蓝天 金太阳 童心 启明星 育英 贝贝 七彩虹 春苗 新蕾 星星 小太阳 快乐宝贝 爱心 彩虹 明珠 希望 小精灵 乐乐 博雅 晨曦 花蕾 苗苗"
 )
 """Name stems of private kindergartens (…阳光幼儿园); public ones are numbered (…第三幼儿园)."""

@@ -19,6 +19,7 @@ exactly the identifier strings it wrote, as they appear in the text.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import logging
 import math
@@ -31,6 +32,7 @@ from bisect import bisect
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
@@ -694,7 +696,9 @@ def _placeholder_value(
     if name == "guardian":
         return guardian.name
     if name == "rel":
-        return _RELATION_EN.get(guardian.relation, "relative") if english else _RELATION_ZH[guardian.relation]
+        return (
+            _RELATION_EN.get(guardian.relation, "relative") if english else _RELATION_ZH.get(guardian.relation, "家长")
+        )
     if name == "phone":
         return _pick_phone_format(rng)(guardian.phone)
     if name == "email":
@@ -821,8 +825,7 @@ def _plan(rows: int, seed: int) -> _Plan:
     count = max(MIN_KINDERGARTENS, round(rows / CHILDREN_PER_KINDERGARTEN))
     anywhere = _Picker([(region, region.resident_weight) for region in REGIONS])
     in_province = {
-        prov: _Picker([(r, r.resident_weight) for r in REGIONS if r.province_code == prov])
-        for prov in _PROVINCE_ROUND
+        prov: _Picker([(r, r.resident_weight) for r in REGIONS if r.province_code == prov]) for prov in _PROVINCE_ROUND
     }
     namer = _KindergartenNamer()
     kindergartens = []
@@ -947,8 +950,7 @@ class _ChunkGenerator:
         rng = self.rng
         relations = self.guardian_relations(left_behind)
         people = [
-            self.guardian_person(relation, hukou, child_birth, father_surname, mother_surname)
-            for relation in relations
+            self.guardian_person(relation, hukou, child_birth, father_surname, mother_surname) for relation in relations
         ]
         # Guardian numbers derive from the child number (2n-1, 2n): unique and stable without a global counter
         # across parallel chunks. A child with one guardian leaves a gap, as deleted rows would.
@@ -1098,14 +1100,21 @@ class _ChunkGenerator:
         return start + _between(rng, 0, 9)
 
     def transfer_dates(self, first_start: int) -> list[int]:
+        """Days on which earlier enrollments ended, at least 60 days apart and 60 days before the snapshot."""
         rng = self.rng
         if rng.random() >= _HISTORY_RATE:
             return []
         wanted = 1 if rng.random() < 0.75 else 2
-        low, high = first_start + 60, _SNAPSHOT_ORD - 60
-        while wanted and high - low < 90 * wanted:
-            wanted -= 1
-        return sorted(rng.sample(range(low, high), wanted)) if wanted else []
+        dates: list[int] = []
+        low = first_start + 60
+        for remaining in range(wanted, 0, -1):
+            latest = _SNAPSHOT_ORD - 60 * remaining
+            if latest < low:
+                break
+            day = _between(rng, low, latest)
+            dates.append(day)
+            low = day + 60
+        return dates
 
     def earlier_kindergartens(self, count: int, current: _Kindergarten, hukou: Region) -> list[_Kindergarten]:
         """Kindergartens attended before ``current``, each in another region than the next one."""
@@ -1174,9 +1183,26 @@ class _ChunkGenerator:
         return tuple(payments)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of acyclic tuples.
+
+    Each collection would rescan every record built so far without freeing anything; pausing it makes
+    generation about 20% faster.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _generate_chunk(plan: _Plan, chunk_index: int) -> list[ChildRecord]:
     first, count = plan.chunk_bounds(chunk_index)
-    return _ChunkGenerator(plan, chunk_index).generate(first, count)
+    with _gc_paused():
+        return _ChunkGenerator(plan, chunk_index).generate(first, count)
 
 
 def iter_children(rows: int, seed: int) -> Iterator[ChildRecord]:
@@ -1188,9 +1214,7 @@ def iter_children(rows: int, seed: int) -> Iterator[ChildRecord]:
     next_enrollment, next_payment = 1, 1
     for chunk_index in range(plan.chunk_count):
         for record in _generate_chunk(plan, chunk_index):
-            enrollments = tuple(
-                e._replace(enrollment_id=next_enrollment + k) for k, e in enumerate(record.enrollments)
-            )
+            enrollments = tuple(e._replace(enrollment_id=next_enrollment + k) for k, e in enumerate(record.enrollments))
             subsidies = tuple(p._replace(payment_id=next_payment + k) for k, p in enumerate(record.subsidies))
             next_enrollment += len(enrollments)
             next_payment += len(subsidies)
@@ -1199,6 +1223,8 @@ def iter_children(rows: int, seed: int) -> Iterator[ChildRecord]:
 
 # ------------------------------------------------------------------------------------------------ SQLite
 
+# CHECKs are written as OR chains: ``x IN (...)`` builds an ephemeral table on every row of executemany, which
+# made the bulk insert twice as slow.
 _SCHEMA = """
 CREATE TABLE regions (
     region_code TEXT PRIMARY KEY,
@@ -1209,13 +1235,13 @@ CREATE TABLE kindergartens (
     kindergarten_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     region_code TEXT NOT NULL REFERENCES regions (region_code),
-    ownership TEXT NOT NULL CHECK (ownership IN ('public', 'private'))
+    ownership TEXT NOT NULL CHECK (ownership = 'public' OR ownership = 'private')
 );
 CREATE TABLE children (
     child_id TEXT PRIMARY KEY,
     national_id TEXT UNIQUE NOT NULL,
     name TEXT NOT NULL,
-    gender TEXT NOT NULL CHECK (gender IN ('M', 'F')),
+    gender TEXT NOT NULL CHECK (gender = 'M' OR gender = 'F'),
     birth_date TEXT NOT NULL,
     ethnicity TEXT NOT NULL,
     hukou_region TEXT NOT NULL REFERENCES regions (region_code),
@@ -1224,17 +1250,22 @@ CREATE TABLE children (
     student_number TEXT NOT NULL,
     kindergarten_id TEXT NOT NULL REFERENCES kindergartens (kindergarten_id),
     enrollment_date TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('enrolled', 'transferred_out', 'graduated', 'withdrawn')),
+    status TEXT NOT NULL CHECK (
+        status = 'enrolled' OR status = 'transferred_out' OR status = 'graduated' OR status = 'withdrawn'
+    ),
     notes TEXT
 );
 CREATE TABLE guardians (
     guardian_id TEXT PRIMARY KEY,
     child_id TEXT NOT NULL REFERENCES children (child_id),
-    relation TEXT NOT NULL CHECK (relation IN ('father', 'mother', 'grandfather', 'grandmother', 'other')),
+    relation TEXT NOT NULL CHECK (
+        relation = 'father' OR relation = 'mother' OR relation = 'grandfather' OR relation = 'grandmother'
+        OR relation = 'other'
+    ),
     name TEXT NOT NULL,
     national_id TEXT NOT NULL,
     phone TEXT NOT NULL,
-    is_primary INTEGER NOT NULL CHECK (is_primary IN (0, 1))
+    is_primary INTEGER NOT NULL CHECK (is_primary = 0 OR is_primary = 1)
 );
 CREATE TABLE support_status (
     child_id TEXT PRIMARY KEY REFERENCES children (child_id),
@@ -1250,7 +1281,7 @@ CREATE TABLE enrollments (
     region_code TEXT NOT NULL REFERENCES regions (region_code),
     start_date TEXT NOT NULL,
     end_date TEXT,
-    end_reason TEXT CHECK (end_reason IN ('transfer', 'graduated', 'withdrawn')),
+    end_reason TEXT CHECK (end_reason = 'transfer' OR end_reason = 'graduated' OR end_reason = 'withdrawn'),
     transfer_to_region TEXT REFERENCES regions (region_code)
 );
 CREATE TABLE subsidies (
@@ -1260,7 +1291,9 @@ CREATE TABLE subsidies (
     amount INTEGER NOT NULL,
     bank_card TEXT NOT NULL,
     paid_date TEXT,
-    payment_status TEXT NOT NULL CHECK (payment_status IN ('paid', 'pending', 'returned'))
+    payment_status TEXT NOT NULL CHECK (
+        payment_status = 'paid' OR payment_status = 'pending' OR payment_status = 'returned'
+    )
 );
 """
 
@@ -1295,7 +1328,7 @@ JOIN children AS c ON c.child_id = p.child_id
 LEFT JOIN guardians AS g ON g.child_id = p.child_id AND g.is_primary = 1;
 """
 
-_INSERT_CHILD = f"INSERT INTO children VALUES ({', '.join('?' * _CHILD_COLUMNS)})"
+_INSERT_CHILD = "INSERT INTO children VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_GUARDIAN = "INSERT INTO guardians VALUES (?, ?, ?, ?, ?, ?, ?)"
 _INSERT_SUPPORT = "INSERT INTO support_status VALUES (?, ?, ?, ?, ?)"
 # The integer keys are left out: SQLite numbers them in insertion order, which iter_children reproduces.
@@ -1304,8 +1337,7 @@ _INSERT_ENROLLMENT = (
     " transfer_to_region) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_SUBSIDY = (
-    "INSERT INTO subsidies (child_id, period, amount, bank_card, paid_date, payment_status)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO subsidies (child_id, period, amount, bank_card, paid_date, payment_status) VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 _Row = tuple[Any, ...]
@@ -1324,12 +1356,14 @@ class _ChunkRows(NamedTuple):
 def _chunk_rows(rows: int, seed: int, chunk_index: int) -> _ChunkRows:
     """Worker entry point (also used in-process): generate a chunk and flatten it into table rows."""
     out = _ChunkRows([], [], [], [], [])
-    for record in _generate_chunk(_plan(rows, seed), chunk_index):
-        out.children.append(record[:_CHILD_COLUMNS])
-        out.guardians.extend(g[:] for g in record.guardians)
-        out.support.append(record.support[:])
-        out.enrollments.extend(e[1:] for e in record.enrollments)
-        out.subsidies.extend(p[1:] for p in record.subsidies)
+    records = _generate_chunk(_plan(rows, seed), chunk_index)
+    with _gc_paused():
+        for record in records:
+            out.children.append(record[:_CHILD_COLUMNS])
+            out.guardians.extend(g[:] for g in record.guardians)
+            out.support.append(record.support[:])
+            out.enrollments.extend(e[1:] for e in record.enrollments)
+            out.subsidies.extend(p[1:] for p in record.subsidies)
     return out
 
 
@@ -1443,19 +1477,18 @@ def _build(tmp: Path, plan: _Plan, workers: int, progress: Callable[[int, int], 
         conn.execute("PRAGMA cache_size = -262144")  # 256 MiB, keeps the national_id index in memory
         conn.executescript(_SCHEMA)
         conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO regions VALUES (?, ?, ?)", [(r.code, r.name, r.province) for r in REGIONS]
-        )
+        conn.executemany("INSERT INTO regions VALUES (?, ?, ?)", [(r.code, r.name, r.province) for r in REGIONS])
         conn.executemany(
             "INSERT INTO kindergartens VALUES (?, ?, ?, ?)",
             [(kg.kindergarten_id, kg.name, kg.region.code, kg.ownership) for kg in plan.kindergartens],
         )
         conn.execute("COMMIT")
         writer = _Writer(conn)
-        for chunk in _produce_chunks(plan, workers):
-            writer.write(chunk)
-            if progress is not None:
-                progress(writer.counts["children"], plan.rows)
+        with _gc_paused():
+            for chunk in _produce_chunks(plan, workers):
+                writer.write(chunk)
+                if progress is not None:
+                    progress(writer.counts["children"], plan.rows)
         conn.executescript(_INDEXES + _VIEWS)
         conn.execute("ANALYZE")
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -18,7 +18,8 @@ from gateway.db import create_gateway_engine, init_schema
 from gateway.disclosure_log import DisclosureLog, SqlDisclosureLog
 from gateway.keystore import SqlKeyStore
 from gateway.services import Services
-from keys import KeyRing, MasterKey
+from gateway.logsigner import LogSigner
+from keys import KeyRing, MasterKey, load_or_create_signing_key
 from policies import Agreement, Catalog, parse_agreement
 from tests.conftest import TODAY, demo_agreements
 
@@ -122,6 +123,9 @@ def build_env(
     ring = KeyRing(MasterKey.generate(), SqlKeyStore(engine))
     store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal())
     keys = {alias: store.create(name, roles) for alias, (name, roles) in PRINCIPALS.items()}
+    sql_log = SqlDisclosureLog(
+        engine, signer=LogSigner(load_or_create_signing_key(ring)), origin="test.example/log", checkpoint_every=4
+    )
     if connector is None:
         assert registry_url is not None
         connector = SqlConnector(registry_url)
@@ -129,7 +133,7 @@ def build_env(
         catalog=catalog,
         agreements=all_agreements(catalog),
         authenticator=store,
-        log=log or SqlDisclosureLog(engine),
+        log=log or sql_log,
         connector=connector,
         keyring=ring,
         clock=lambda: dt.datetime.combine(today, dt.time(10, 0), tzinfo=dt.UTC),
@@ -137,6 +141,7 @@ def build_env(
         max_rows_per_request=1_000_000,
         batch_rows=100,
     )
+    services.on_close.append(sql_log.close)
     return Env(create_app(services), services, keys, engine)
 
 

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms.errors import TransformError
+from transforms.serialize import CsvWriter, NdjsonWriter, neutralize_formula, writer_for
+
+COLUMNS = ("id", "token", "born", "gender", "region", "phone", "income", "flag")
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+    st.dates(),
+)
+
+
+def json_expected(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(*[SCALARS] * 4), max_size=30))
+def test_ndjson_round_trip(rows: list[tuple[Any, ...]]) -> None:
+    cols = ("a", "b", "ü", 'quote"d')
+    data = NdjsonWriter(cols).batch(rows)
+    if not rows:
+        assert data == b""
+        return
+    assert data.endswith(b"\n")
+    lines = data.decode("utf-8").split("\n")
+    assert lines[-1] == ""
+    assert len(lines) - 1 == len(rows)
+    for line, row in zip(lines, rows, strict=False):
+        obj = json.loads(line)
+        assert list(obj) == list(cols)  # keys in column order
+        assert list(obj.values()) == [json_expected(v) for v in row]
+
+
+def test_ndjson_format_details() -> None:
+    rows = [
+        (1, "Yc_U29g4", dt.date(2019, 7, 3), "女", "1101", None, Decimal("1234.50"), True),
+        (2, "a\nb", dt.datetime(2020, 1, 2, 3, 4, 5), "M", "", "x", Decimal("100"), False),
+    ]
+    data = NdjsonWriter(COLUMNS).batch(rows)
+    assert (
+        data
+        == (
+            '{"id":1,"token":"Yc_U29g4","born":"2019-07-03","gender":"女","region":"1101","phone":null,'
+            '"income":"1234.50","flag":true}\n'
+            '{"id":2,"token":"a\\nb","born":"2020-01-02T03:04:05","gender":"M","region":"","phone":"x",'
+            '"income":100,"flag":false}\n'
+        ).encode()
+    )
+    assert "女".encode() in data  # ensure_ascii=False
+
+
+def test_ndjson_non_finite_and_bad_values() -> None:
+    w = NdjsonWriter(("a", "b"))
+    assert (
+        w.batch([(float("nan"), float("inf")), (1.5, Decimal("NaN"))]) == b'{"a":null,"b":null}\n{"a":1.5,"b":null}\n'
+    )
+    for bad in (b"bytes", [1, 2], {"k": 1}, ("t",), object()):
+        with pytest.raises(TransformError):
+            w.batch([(1, bad)])
+    with pytest.raises(TransformError, match="values"):
+        w.batch([(1, 2, 3)])
+    with pytest.raises(TransformError, match="Unicode"):
+        w.batch([("\ud800", 1)])
+
+
+def test_ndjson_duplicate_columns_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        NdjsonWriter(("a", "a"))
+
+
+def parse_csv(data: bytes) -> list[list[str]]:
+    assert not data.startswith(b"\xef\xbb\xbf")  # no BOM
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ('=HYPERLINK("http://evil","x")', '\'=HYPERLINK("http://evil","x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("\x00x", "'\x00x"),
+        ("＝1+1", "'＝1+1"),
+        ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+        ("a=b", "a=b"),
+        ("", ""),
+        ("'already", "'already"),
+        ("normal text", "normal text"),
+    ],
+)
+def test_csv_formula_injection(cell: str, written: str) -> None:
+    data = CsvWriter(("x", "y")).batch([(cell, -5)])
+    assert parse_csv(data) == [[written, "-5"]]  # numbers are never prefixed
+    assert neutralize_formula(cell) == written
+
+
+def test_csv_rfc4180() -> None:
+    w = CsvWriter(("id", "note", "when", "amount", "flag", "none"))
+    assert w.header() == b"id,note,when,amount,flag,none\r\n"
+    data = w.batch(
+        [
+            (1, 'say "hi", then\nleave', dt.date(2021, 7, 3), Decimal("12.50"), True, None),
+            (-2, "张三", "2021-07", 3.25, False, ""),
+        ]
+    )
+    assert data == ('1,"say ""hi"", then\nleave",2021-07-03,12.50,true,\r\n-2,张三,2021-07,3.25,false,\r\n'.encode())
+    assert parse_csv(w.header() + data) == [
+        ["id", "note", "when", "amount", "flag", "none"],
+        ["1", 'say "hi", then\nleave', "2021-07-03", "12.50", "true", ""],
+        ["-2", "张三", "2021-07", "3.25", "false", ""],
+    ]
+    assert w.batch([]) == b""
+
+
+def test_csv_bad_rows_and_values() -> None:
+    w = CsvWriter(("a",))
+    with pytest.raises(TransformError, match="values"):
+        w.batch([(1, 2)])
+    with pytest.raises(TransformError):
+        w.batch([(b"x",)])
+    with pytest.raises(TransformError, match="Unicode"):
+        w.batch([("\udfff",)])
+
+
+def test_csv_non_finite_numbers_are_empty() -> None:
+    rows = parse_csv(CsvWriter(("a", "b")).batch([(float("nan"), Decimal("Infinity"))]))
+    assert rows == [["", ""]]
+
+
+def test_csv_header_is_neutralized() -> None:
+    assert CsvWriter(("=x", "b")).header() == b"'=x,b\r\n"
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.text(), st.integers(), st.none()), max_size=20))
+def test_csv_round_trip(rows: list[tuple[str, int, None]]) -> None:
+    data = CsvWriter(("t", "i", "n")).batch(rows)
+    parsed = parse_csv(data)
+    assert len(parsed) == len(rows)
+    for got, (text, number, _) in zip(parsed, rows, strict=True):
+        expected_text = "'" + text if text[:1] in set("=+-@\t\r\x00＝＋－＠") else text
+        assert got == [expected_text, str(number), ""]
+
+
+def test_writer_for() -> None:
+    assert isinstance(writer_for("csv", ("a",)), CsvWriter)
+    assert isinstance(writer_for("ndjson", ("a",)), NdjsonWriter)
+    assert writer_for("ndjson", ("a",)).header() == b""
+    with pytest.raises(ValueError, match="format"):
+        writer_for("xml", ("a",))
