@@ -96,6 +96,8 @@ class SubjectIndexRow(SQLModel, table=True):
     """Which disclosure included which subject: a keyed hash of the subject id, never the id itself."""
 
     __tablename__ = "subject_index"
+    # SQLite: the primary key is the table (no separate rowid b-tree): half the writes per indexed subject.
+    __table_args__ = {"sqlite_with_rowid": False}
     subject_hash: bytes = Field(primary_key=True, sa_type=sa.LargeBinary(16))
     disclosure_seq: int = Field(primary_key=True, sa_type=sa.BigInteger)
 

@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Protocol
 
-from policies.catalog import Column, Dataset
+from policies.catalog import Column, ColumnType, Dataset
 from policies.rules import (
     AgeBand,
     Bucket,
@@ -50,6 +50,7 @@ from .operators import RedactOp, Redactor, SubjectOperator, ValueOperator
 from .redact_basic import BasicRedactor
 from .rounding import RoundOp
 from .tokenize import HmacSha256, TokenizeOp
+from .typing_ops import AsBoolOp
 
 __all__ = [
     "CompiledPlan",
@@ -136,7 +137,7 @@ def _build(
 ) -> FieldOperator | None:
     """The operator of one field; ``None`` for ``keep`` (compiled as plain indexing)."""
     if isinstance(rule, Keep):
-        return None
+        return AsBoolOp() if column.type is ColumnType.BOOLEAN else None
     if isinstance(rule, Tokenize):
         return TokenizeOp(keys.tokenize(rule.domain), length=rule.length, fmt=column.format)
     if isinstance(rule, Mask):

@@ -1,14 +1,15 @@
 """Releasing rows: write-ahead log entry, pushed-down query, compiled transforms, streamed body, final entry.
 
 Every route that sends registry rows goes through ``release``; it is the one place that enforces "logged before any
-byte leaves" and "finalized with exactly what was sent".
+byte leaves" and "finalized with exactly what was sent". Single-record routes (records, verify) use its ``single``
+mode, which buffers the at most one row before anything is sent, so a lookup that finds nothing can still answer 404.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -16,37 +17,51 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from policies import Agreement, ColumnClass, ReleasePlan
+from policies import Agreement, ColumnClass, Filter, ReleasePlan
 from transforms import CompiledPlan, CsvWriter, NdjsonWriter, compile_plan
 
 from ..auth import Principal
 from ..disclosure_log import DisclosureStart
-from ..errors import GatewayError, NotImplementedByGatewayError
+from ..errors import GatewayError, NotFoundError, NotImplementedByGatewayError, RegistryUnavailableError
 from ..keysource import AgreementKeySource
 from ..logconfig import get_logger
 from ..services import Services
 from .common import new_id, request_id, set_state
 
-__all__ = ["MEDIA_TYPES", "plan_for_log", "release"]
+__all__ = ["MEDIA_TYPES", "NOT_FOUND_DETAIL", "DuplicateSubjectError", "SingleRender", "plan_for_log", "release"]
 
 _log = get_logger("gateway.release")
 MEDIA_TYPES = {"ndjson": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 Row = tuple[Any, ...]
+#: Single mode: given the compiled plan, a function from the one fetched row (None: no row) to the response body, or
+#: None for "not found" (a 404 that says the same whether the subject does not exist or is outside the row scope).
+SingleRender = Callable[[CompiledPlan], Callable[[Row | None], bytes | None]]
+NOT_FOUND_DETAIL = (
+    "no record under this agreement for that subject id (it does not exist, or the agreement does not cover it)"
+)
 
 
-def plan_for_log(plan: ReleasePlan, filter_key: bytes) -> dict[str, Any]:
+class DuplicateSubjectError(RegistryUnavailableError):
+    code = "registry-duplicate-subject"
+
+
+def _logged_condition(plan: ReleasePlan, flt: Filter, filter_key: bytes) -> dict[str, object]:
+    shown = flt.describe()
+    if plan.dataset.columns[flt.column].cls is ColumnClass.DIRECT_IDENTIFIER:
+        values = flt.value if isinstance(flt.value, tuple) else (flt.value,)
+        hashed = [hmac.new(filter_key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+        shown = {**shown, "value": {"hmac": hashed if isinstance(flt.value, tuple) else hashed[0]}}
+    return shown
+
+
+def plan_for_log(plan: ReleasePlan, filter_key: bytes, claims: Sequence[Filter] = ()) -> dict[str, Any]:
     """The plan as the log records it: filter values on direct identifiers are replaced by keyed hashes, so the log
-    can show that two requests asked for the same person without holding the identifier itself."""
+    can show that two requests asked for the same person without holding the identifier itself. ``claims`` (verify)
+    are conditions the gateway checks on the fetched row instead of pushing them down; they are logged the same way."""
     described = plan.describe()
-    filters = []
-    for flt, shown in zip(plan.filters, described["filters"], strict=True):
-        column = plan.dataset.columns[flt.column]
-        if column.cls is ColumnClass.DIRECT_IDENTIFIER:
-            values = flt.value if isinstance(flt.value, tuple) else (flt.value,)
-            hashed = [hmac.new(filter_key, str(v).encode(), hashlib.sha256).hexdigest()[:32] for v in values]
-            shown = {**shown, "value": {"hmac": hashed if isinstance(flt.value, tuple) else hashed[0]}}
-        filters.append(shown)
-    described["filters"] = filters
+    described["filters"] = [_logged_condition(plan, flt, filter_key) for flt in plan.filters]
+    if claims:
+        described["claims"] = [_logged_condition(plan, flt, filter_key) for flt in claims]
     return described
 
 
@@ -69,8 +84,16 @@ async def release(
     operation: str,
     render_factory: Callable[[CompiledPlan], tuple[bytes, Callable[[list[Row]], bytes], bytes]] | None = None,
     media_type: str | None = None,
+    single: SingleRender | None = None,
+    claims: Sequence[Filter] = (),
 ) -> Response:
-    """Stream the rows of ``plan``. ``render_factory`` returns (head, batch renderer, tail) for custom bodies."""
+    """Stream the rows of ``plan``. ``render_factory`` returns (head, batch renderer, tail) for custom bodies.
+
+    ``single`` releases at most one record as one buffered body: every row of the plan is fetched before anything is
+    sent (give the plan ``limit=2``); two rows mean the registry holds duplicates for one subject key (502, nothing
+    released); no row, or a body of None, is a 404 whose entry is still finalized ``completed`` with 0 rows, so
+    compliance sees lookups that found nothing. ``claims`` are only recorded in the log (see ``plan_for_log``).
+    """
     check_controls(agreement)
     compiled = compile_plan(plan, AgreementKeySource(found.keyring, agreement.id))
     if compiled.unhandled_entities:
@@ -105,7 +128,7 @@ async def release(
         legal_basis=agreement.legal_basis,
         purpose=agreement.purpose,
         operation=operation,
-        plan=plan_for_log(plan, filter_key),
+        plan=plan_for_log(plan, filter_key, claims),
         started_at=found.clock(),
     )
     log = found.log
@@ -119,10 +142,29 @@ async def release(
 
     def open_stream() -> tuple[Iterator[list[Row]], list[Row] | None]:
         batches = found.connector.stream(plan, batch_rows=batch_rows)
-        return batches, next(batches, None)
+        if single is None:
+            return batches, next(batches, None)
+        rows: list[Row] = []
+        try:
+            for batch in batches:
+                rows.extend(batch)
+                if len(rows) > 1:
+                    raise DuplicateSubjectError(
+                        "the registry holds more than one record for this subject; nothing was released (tell the "
+                        "registry operator: a subject key must identify one record)"
+                    )
+        finally:
+            close_batches = getattr(batches, "close", None)
+            if close_batches is not None:
+                close_batches()
+        return iter(()), rows
 
+    single_body: bytes | None = None
     try:
         batches, first = await anyio.to_thread.run_sync(open_stream)
+        if single is not None:
+            # Rendered before the response starts: the body depends on nothing but the row (or its absence).
+            single_body = await anyio.to_thread.run_sync(single(compiled), first[0] if first else None)
     except Exception as exc:
         code = exc.code if isinstance(exc, GatewayError) else "internal-error"
         with anyio.CancelScope(shield=True):
@@ -130,6 +172,23 @@ async def release(
                 lambda: log.finish(disclosure_id, status="failed", rows=0, nbytes=0, sha256=None, error=code)
             )
         raise
+    headers = {"X-Disclosure-Id": disclosure_id, "Cache-Control": "no-store"}
+    if single is not None:
+        if single_body is None:
+            # The query was made, so the entry stays: completed, 0 rows, 0 bytes released.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    lambda: log.finish(
+                        disclosure_id, status="completed", rows=0, nbytes=0, sha256=hashlib.sha256().hexdigest()
+                    )
+                )
+            set_state(request, rows=0, bytes=0, disclosure_status="completed")
+            raise NotFoundError(NOT_FOUND_DETAIL, headers=headers)
+        body = single_body
+        first = first or []  # no row but a body (verify: no match): nothing to index, the body still leaves
+
+        def render(_batch: list[Row]) -> bytes:
+            return body
 
     def prepare(batch: list[Row]) -> bytes:
         # The subject index is written before the batch can leave, so an accounting of disclosures never misses a
@@ -191,5 +250,5 @@ async def release(
     return StreamingResponse(
         body_iter(),
         media_type=media_type or MEDIA_TYPES[plan.format],
-        headers={"X-Disclosure-Id": disclosure_id, "Cache-Control": "no-store"},
+        headers=headers,
     )

@@ -75,6 +75,8 @@ async def test_research_extract_streams_transformed_ndjson(env: Env, registry_pa
     assert len(first["child_id"]) == 22 and not first["child_id"].startswith("C")
     assert first["guardian_phone"][:7] == "*******" and first["guardian_phone"][-4:].isdigit()
     assert {r["status"] for r in rows} <= {"enrolled", "transferred_out", "graduated"}
+    # flags follow the catalog type (boolean), not the storage engine (SQLite stores 0/1)
+    assert {type(r[f]) for r in rows for f in ("low_income", "disability", "migrant", "left_behind")} == {bool}
     entry = env.disclosure(disclosure_id)
     assert entry["status"] == "completed"
     assert entry["rows"] == len(rows)
