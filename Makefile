@@ -29,10 +29,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check gateway policies transforms keys
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@command -v wrk >/dev/null || echo "note: wrk is not installed (apt-get install wrk); the single-record load test will be skipped"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m bench --rows $(BENCH_ROWS) --out docs/benchmarks.md
 
-bench-smoke: $(STAMP)
+bench-smoke: $(BENCH_STAMP)
 	$(PY) -m bench --rows 5000 --runs 1 --out var/bench-smoke.md
 
 clean:

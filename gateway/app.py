@@ -14,12 +14,21 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import GatewayError
 from .logconfig import get_logger
 from .problems import problem_response
+from .routes.admin_agreements import (
+    agreement_versions,
+    apply_agreement,
+    approve_version,
+    list_admin_agreements,
+    preview_version,
+    set_agreement_state,
+)
+from .routes.aggregate import aggregate
 from .routes.agreements import list_agreements
 from .routes.common import new_id, request_id
 from .routes.compliance import (
@@ -33,7 +42,17 @@ from .routes.compliance import (
 from .routes.extract import extract
 from .routes.log import checkpoint, consistency, public_key
 from .routes.ops import healthz, openapi, readyz
+from .routes.records import records
+from .routes.reidentify import (
+    approve_reidentification,
+    get_reidentification,
+    list_reidentifications,
+    request_reidentification,
+)
+from .routes.risk import agreement_risk
+from .routes.verify import verify
 from .services import Services
+from .ui import create_ui_app
 
 __all__ = ["create_app"]
 
@@ -157,6 +176,20 @@ def create_app(services: Services) -> Starlette:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/agreements", list_agreements, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/extract", extract, methods=["POST"]),
+        Route("/v1/agreements/{agreement_id}/aggregate", aggregate, methods=["POST"]),
+        Route("/v1/agreements/{agreement_id}/risk", agreement_risk, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}/records/{subject_id}", records, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}/verify", verify, methods=["POST"]),
+        Route("/v1/agreements/{agreement_id}/versions", agreement_versions, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}/reidentify", request_reidentification, methods=["POST"]),
+        Route("/v1/reidentifications/{request_id}", get_reidentification, methods=["GET"]),
+        Route("/v1/admin/agreements", list_admin_agreements, methods=["GET"]),
+        Route("/v1/admin/agreements", apply_agreement, methods=["POST"]),
+        Route("/v1/admin/agreements/{agreement_id}/state", set_agreement_state, methods=["POST"]),
+        Route("/v1/admin/agreements/{agreement_id}/versions/{version}/approve", approve_version, methods=["POST"]),
+        Route("/v1/admin/agreements/{agreement_id}/versions/{version}/preview", preview_version, methods=["GET"]),
+        Route("/v1/admin/reidentifications", list_reidentifications, methods=["GET"]),
+        Route("/v1/admin/reidentifications/{request_id}/approve", approve_reidentification, methods=["POST"]),
         Route("/v1/disclosures", list_disclosures, methods=["GET"]),
         Route("/v1/disclosures/export", export_disclosures, methods=["GET"]),
         Route("/v1/disclosures/totals", disclosure_totals, methods=["GET"]),
@@ -166,6 +199,7 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/log/checkpoint", checkpoint, methods=["GET"]),
         Route("/v1/log/proof/consistency", consistency, methods=["GET"]),
         Route("/v1/log/public-key", public_key, methods=["GET"]),
+        Mount("/ui", app=create_ui_app(services)),  # compliance dashboard (HTML; gateway/ui)
     ]
     app = Starlette(
         routes=routes,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from keys import KeysError
 
+from .agreements_cli import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,10 +63,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     agreements = sub.add_parser("agreements", help="agreement files")
     agreements_sub = agreements.add_subparsers(dest="agreements_command", required=True)
+    add_lifecycle_commands(agreements_sub, keys_sub, _deployment_args)
     check = agreements_sub.add_parser("check", help="validate and lint agreement files (exit 1 on error)")
     check.add_argument("paths", nargs="+", type=Path)
     check.add_argument("--catalog", type=Path, default=None, help="catalog file (default: the deployment's)")
     _deployment_args(check)
+    risk = agreements_sub.add_parser("risk", help="re-identification risk of an agreement on the current data")
+    risk.add_argument("agreement_id")
+    _deployment_args(risk)
 
     principals = sub.add_parser("principals", help="principals and API keys")
     principals_sub = principals.add_subparsers(dest="principals_command", required=True)
@@ -95,6 +100,7 @@ def _print_demo(credentials_path: Path, host: str, port: int) -> None:
     key = research["api_key"]
     base = f"http://{host}:{port}"
     print(f"\nDemo credentials (principals, roles, API keys): {credentials_path.resolve()}")
+    print(f"Compliance dashboard: {base}/ui/ (sign in with the compliance-officer key)")
     print(f"The research requester is {research['principal']!r}. Try, while the server runs:\n")
     print(f"  curl -s {base}/v1/agreements -H 'Authorization: Bearer {key}'\n")
     print(
@@ -147,6 +153,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     deployment = build_demo(target, rows=args.rows, seed=args.seed, port=args.port or 8000)
     if deployment.created:
         print(f"Created: {', '.join(deployment.created)}")
+    for problem in deployment.problems:
+        print(f"Not in force: {problem}")
     else:
         print(f"Reusing the demo deployment in {target}")
     settings = load_settings(deployment.config_path)
@@ -187,6 +195,46 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agreements_risk(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from keys import KeyRing, load_master_key
+    from policies import load_agreements, load_catalog
+
+    from .db import create_gateway_engine, init_schema
+    from .keystore import SqlKeyStore
+    from .routes.risk import compute_risk
+    from .settings import settings_for
+    from .wiring import build_connector
+
+    settings = settings_for(args.data_dir, args.config)
+    agreements = load_agreements(settings.agreements_dir, load_catalog(settings.catalog_path))
+    agreement = agreements.get(args.agreement_id)
+    if agreement is None:
+        raise ConfigError(f"no agreement {args.agreement_id!r} in {settings.agreements_dir} ({', '.join(agreements)})")
+    engine = create_gateway_engine(settings.database_url)
+    init_schema(engine)
+    connector = build_connector(settings)
+    try:
+        ring = KeyRing(load_master_key(settings.master_key_path), SqlKeyStore(engine))
+        report = compute_risk(connector, ring, agreement, today=dt.datetime.now(dt.UTC).date())
+    finally:
+        connector.close()
+        engine.dispose()
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _schema_problems(path: Path) -> list[str]:
+    from policies import PolicyError
+    from policies.schema import schema_problems
+
+    try:
+        return [str(p) for p in schema_problems(path.read_text(encoding="utf-8"), str(path))]
+    except (OSError, UnicodeDecodeError, PolicyError):
+        return []  # unreadable or not YAML: the parser reports it with the reason
+
+
 def _cmd_agreements_check(args: argparse.Namespace) -> int:
     from policies import PolicyError, load_agreement, load_catalog
     from policies.lint import lint_agreements
@@ -203,9 +251,15 @@ def _cmd_agreements_check(args: argparse.Namespace) -> int:
     loaded = []
     errors = 0
     for path in files:
+        # The JSON Schema (shape, every problem at once) and the parser (catalog cross-checks) both judge the file.
+        shape = _schema_problems(path)
+        for problem in shape:
+            print(f"error: {problem}")
+        errors += len(shape)
         try:
             loaded.append(load_agreement(path, catalog))
-            print(f"ok: {path}")
+            if not shape:
+                print(f"ok: {path}")
         except PolicyError as exc:
             errors += 1
             print(f"error: {exc}")
@@ -263,8 +317,14 @@ def _cmd_log_verify(args: argparse.Namespace) -> int:
     engine = create_gateway_engine(settings.database_url)
     try:
         report = verify_log(engine, verifier)
+        # The dashboard shows when the log was last verified and the result (gateway/ui).
+        from .ui.integrity import record_cli_verification
+
+        recorded = record_cli_verification(engine, report)
     finally:
         engine.dispose()
+    if not recorded:
+        print("note: the result could not be recorded for the dashboard (database not writable)", file=sys.stderr)
     print(report.summary())
     for extra in report.problems[1:]:
         print(f"  also: {extra}")
@@ -296,8 +356,10 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
         return 1
     size = report.checkpoint.size if report.checkpoint is not None else "?"
     kinds = ", ".join(f"{e['type']} (index {e['index']})" for e in report.entries)
-    print(f"receipt OK: {kinds} included in the log signed at size {size}"
-          + ("; content matches" if content is not None else ""))
+    print(
+        f"receipt OK: {kinds} included in the log signed at size {size}"
+        + ("; content matches" if content is not None else "")
+    )
     return 0
 
 
@@ -315,9 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "keys":
-            return _cmd_keys_init(args)
+            return _cmd_keys_init(args) if args.keys_command == "init" else run_lifecycle_command(args)
         if args.command == "agreements":
-            return _cmd_agreements_check(args)
+            if args.agreements_command in LIFECYCLE_COMMANDS:
+                return run_lifecycle_command(args)
+            return _cmd_agreements_risk(args) if args.agreements_command == "risk" else _cmd_agreements_check(args)
         if args.command == "principals":
             return _cmd_principals_add(args)
         if args.command == "log":

@@ -18,6 +18,7 @@ __all__ = [
     "ApiKeyRow",
     "CheckpointRow",
     "DisclosureRow",
+    "KeyTombstoneRow",
     "LogEntryRow",
     "LogHeadRow",
     "LogNodeRow",
@@ -58,6 +59,15 @@ class WrappedKeyRow(SQLModel, table=True):
     version: int = Field(primary_key=True)
     wrapped: str  # keys.WrappedKey.to_json(): AES-GCM ciphertext, never the key itself
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class KeyTombstoneRow(SQLModel, table=True):
+    """An owner whose keys were destroyed (crypto-shredding): it can never get a key again."""
+
+    __tablename__ = "key_tombstones"
+    owner: str = Field(primary_key=True, max_length=200)
+    destroyed_at: dt.datetime = Field(default_factory=utcnow)
+    records: int = Field(default=0)  # how many wrapped key versions were deleted
 
 
 class LogHeadRow(SQLModel, table=True):
@@ -164,8 +174,19 @@ def create_gateway_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def init_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    # Modules that declare tables register them in SQLModel.metadata when imported.
+    from . import (  # noqa: F401
+        agreements_store,  # agreement versions
+        budget,  # privacy budgets
+        reidentify,  # re-identification requests and approvals
+    )
+    from .schema import upgrade
+    from .ui import tables as _ui_tables  # noqa: F401 - dashboard sessions, verification results
+
+    upgrade(engine)  # Alembic migrations, under a lock: safe when several processes start at once
     with engine.begin() as conn:
         exists = conn.execute(sa.select(LogHeadRow.__table__.c.id)).first()  # type: ignore[attr-defined]
         if exists is None:
-            conn.execute(sa.insert(LogHeadRow.__table__).values(id=1, size=0, border="[]"))  # type: ignore[attr-defined]
+            conn.execute(
+                sa.insert(LogHeadRow.__table__).values(id=1, size=0, border="[]")  # type: ignore[attr-defined]
+            )

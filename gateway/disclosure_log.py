@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ __all__ = [
     "FINAL_STATUSES",
     "DisclosureLog",
     "DisclosureStart",
+    "LogEvent",
     "MemoryDisclosureLog",
     "SqlDisclosureLog",
     "leaf_hash_hex",
@@ -122,8 +124,47 @@ class DisclosureFinish:
         return entry
 
 
+_EVENT_TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """A log entry that is not a disclosure: agreement state changes, alerts, key lifecycle, approvals.
+
+    It goes through the same group commit and Merkle tree as disclosures but touches no other table (the disclosures
+    table is only for disclosures). Build it with :meth:`of`, which checks the entry before it reaches the writer.
+    """
+
+    body: Mapping[str, Any]
+    created_at: dt.datetime
+    disclosure_id: None = None
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any], *, at: dt.datetime | None = None) -> LogEvent:
+        kind = entry.get("type")
+        if not isinstance(kind, str) or not _EVENT_TYPE.match(kind) or kind.startswith("disclosure."):
+            raise ValueError("an event needs a dotted lowercase 'type' outside the reserved 'disclosure.' family")
+        if "index" in entry:
+            raise ValueError("'index' is assigned by the log")
+        moment = at or utcnow()
+        body = {"time": _ts(moment), **entry}
+        canonical_json(body)  # refuse floats, huge ints and odd types here, not in the writer thread
+        return cls(body, moment)
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["type"])
+
+    def entry(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
 class DisclosureLog(Protocol):
     def start(self, start: DisclosureStart) -> int: ...
+
+    def append_event(self, entry: Mapping[str, Any]) -> int:
+        """Append a non-disclosure entry (see :class:`LogEvent`); return its index. Fails closed like ``start``."""
+        ...
 
     def finish(
         self,
@@ -156,10 +197,33 @@ def _make_finish(
     return DisclosureFinish(disclosure_id, status, rows, nbytes, sha256, error, details, utcnow())
 
 
+def _entry_kind(op: DisclosureStart | DisclosureFinish | LogEvent) -> str:
+    if isinstance(op, LogEvent):
+        return op.kind
+    return "disclosure.started" if isinstance(op, DisclosureStart) else "disclosure.finished"
+
+
+def _entry_time(op: DisclosureStart | DisclosureFinish | LogEvent) -> dt.datetime:
+    if isinstance(op, LogEvent):
+        return op.created_at
+    return op.started_at if isinstance(op, DisclosureStart) else op.finished_at
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexOp:
+    """Subject-index rows for one released batch: committed with whatever entries share the group."""
+
+    disclosure_seq: int
+    subject_hashes: tuple[bytes, ...]
+
+
+_Op = DisclosureStart | DisclosureFinish | LogEvent | _IndexOp
+
+
 class _Pending:
     __slots__ = ("done", "error", "op", "result")
 
-    def __init__(self, op: DisclosureStart | DisclosureFinish) -> None:
+    def __init__(self, op: _Op) -> None:
         self.op = op
         self.done = threading.Event()
         self.result: int | None = None
@@ -194,6 +258,18 @@ class SqlDisclosureLog:
         self._last_checkpoint_size = -1
         self._last_checkpoint_time = 0.0
         self._is_sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if self._is_sqlite else "%s"
+        self._sql = {
+            # only placeholders are interpolated into these statements
+            "entries": "INSERT INTO log_entries (seq, kind, disclosure_id, body, leaf_hash, created_at) VALUES "  # noqa: S608
+            f"({', '.join([mark] * 6)})",
+            "nodes": f"INSERT INTO log_nodes (level, idx, hash) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+            "subjects": (
+                "INSERT OR IGNORE INTO subject_index (subject_hash, disclosure_seq) VALUES (?, ?)"
+                if self._is_sqlite
+                else "INSERT INTO subject_index (subject_hash, disclosure_seq) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+            ),
+        }
 
     @property
     def engine(self) -> Engine:
@@ -211,6 +287,9 @@ class SqlDisclosureLog:
     def start(self, start: DisclosureStart) -> int:
         return self._submit(start)
 
+    def append_event(self, entry: Mapping[str, Any]) -> int:
+        return self._submit(LogEvent.of(entry))
+
     def finish(
         self,
         disclosure_id: str,
@@ -225,21 +304,12 @@ class SqlDisclosureLog:
         return self._submit(_make_finish(disclosure_id, status, rows, nbytes, sha256, error, details))
 
     def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
-        if not subject_hashes:
-            return
-        rows = [(h, disclosure_seq) for h in dict.fromkeys(subject_hashes)]
-        # Driver-level executemany: this runs once per released batch, and SQLAlchemy's per-row parameter
-        # processing costs more than the insert itself here.
-        sql = (
-            "INSERT OR IGNORE INTO subject_index (subject_hash, disclosure_seq) VALUES (?, ?)"
-            if self._is_sqlite
-            else "INSERT INTO subject_index (subject_hash, disclosure_seq) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-        )
-        try:
-            with self._engine.begin() as conn:
-                conn.exec_driver_sql(sql, rows)
-        except SQLAlchemyError as exc:
-            raise AuditUnavailableError("the subject index cannot be written, so the release stopped") from exc
+        """Index the subjects of a batch about to be released; returns once they are durable.
+
+        Goes through the writer so it shares the group commit (one fsync) with concurrent log entries.
+        """
+        if subject_hashes:
+            self._submit(_IndexOp(disclosure_seq, tuple(dict.fromkeys(subject_hashes))))
 
     def ping(self) -> None:
         try:
@@ -266,7 +336,7 @@ class SqlDisclosureLog:
             return self._write_checkpoint(conn, size, appender.root())
 
     # -- writer thread ------------------------------------------------------------------------------------------
-    def _submit(self, op: DisclosureStart | DisclosureFinish) -> int:
+    def _submit(self, op: _Op) -> int:
         pending = _Pending(op)
         self._ensure_thread()
         self._queue.put(pending)
@@ -311,6 +381,12 @@ class SqlDisclosureLog:
                 group.append(item)
             self._commit_group(group)
 
+    def _db_time(self, moment: dt.datetime) -> Any:
+        # Raw inserts bypass SQLAlchemy's type processing: store SQLite timestamps the way SQLAlchemy reads them.
+        if self._is_sqlite:
+            return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return moment
+
     def _lock_head(self, conn: Connection) -> tuple[int, list[bytes]]:
         # A write first: it takes SQLite's write lock (waiting on busy_timeout) or PostgreSQL's row lock, so the
         # read that follows sees the head no other appender can move until we commit.
@@ -323,28 +399,40 @@ class SqlDisclosureLog:
             with self._engine.begin() as conn:
                 size, border = self._lock_head(conn)
                 appender = TreeAppender(size, border)
-                entries: list[dict[str, Any]] = []
+                entries: list[tuple[Any, ...]] = []
                 nodes: list[Node] = []
+                subjects: list[tuple[bytes, int]] = []
                 results: list[int] = []
                 for pending in group:
+                    op = pending.op
+                    if isinstance(op, _IndexOp):
+                        subjects.extend((h, op.disclosure_seq) for h in op.subject_hashes)
+                        results.append(op.disclosure_seq)
+                        continue
                     seq = appender.size
-                    body = canonical_json({"index": seq, **pending.op.entry()})
+                    body = canonical_json({"index": seq, **op.entry()})
                     leaf = hashlib.sha256(b"\x00" + body).digest()
                     nodes.extend(appender.append(leaf))
-                    op = pending.op
-                    entries.append({
-                        "seq": seq,
-                        "kind": "disclosure.started" if isinstance(op, DisclosureStart) else "disclosure.finished",
-                        "disclosure_id": op.disclosure_id,
-                        "body": body.decode("utf-8"),
-                        "leaf_hash": leaf.hex(),
-                        "created_at": op.started_at if isinstance(op, DisclosureStart) else op.finished_at,
-                    })
+                    entries.append(
+                        (
+                            seq,
+                            _entry_kind(op),
+                            op.disclosure_id,
+                            body.decode("utf-8"),
+                            leaf.hex(),
+                            self._db_time(_entry_time(op)),
+                        )
+                    )
                     results.append(seq)
-                conn.execute(sa.insert(_entries), entries)
-                conn.execute(sa.insert(_nodes), [{"level": n.level, "idx": n.index, "hash": n.hash.hex()} for n in nodes])
+                # Driver-level executemany: SQLAlchemy's per-row parameter processing costs more than the inserts.
+                if entries:
+                    conn.exec_driver_sql(self._sql["entries"], entries)
+                    conn.exec_driver_sql(self._sql["nodes"], [(n.level, n.index, n.hash.hex()) for n in nodes])
+                if subjects:
+                    conn.exec_driver_sql(self._sql["subjects"], subjects)
                 for pending, seq in zip(group, results, strict=True):
-                    self._apply(conn, pending.op, seq)
+                    if not isinstance(pending.op, _IndexOp):
+                        self._apply(conn, pending.op, seq)
                 conn.execute(
                     sa.update(_head)
                     .where(_head.c.id == 1)
@@ -352,7 +440,7 @@ class SqlDisclosureLog:
                 )
                 if self._checkpoint_due(appender.size):
                     self._write_checkpoint(conn, appender.size, appender.root())
-        except Exception as exc:  # noqa: BLE001 - every waiter must learn that its entry was not written
+        except Exception as exc:
             _log.error("log_group_failed", error_type=type(exc).__name__, entries=len(group))
             for pending in group:
                 pending.error = exc
@@ -362,21 +450,45 @@ class SqlDisclosureLog:
             pending.result = seq
             pending.done.set()
 
-    def _apply(self, conn: Connection, op: DisclosureStart | DisclosureFinish, seq: int) -> None:
+    def _apply(self, conn: Connection, op: DisclosureStart | DisclosureFinish | LogEvent, seq: int) -> None:
+        if isinstance(op, LogEvent):
+            return  # events live in the log only
         if isinstance(op, DisclosureStart):
-            conn.execute(sa.insert(_disclosures).values(
-                id=op.disclosure_id, request_id=op.request_id, principal=op.principal,
-                agreement_id=op.agreement_id, agreement_version=op.agreement_version,
-                agreement_digest=op.agreement_digest, approved_by=op.approved_by, legal_basis=op.legal_basis,
-                purpose=op.purpose, operation=op.operation, status="started", started_at=op.started_at, rows=0,
-                bytes=0, start_seq=seq, plan=canonical_json(dict(op.plan)).decode("utf-8"),
-            ))
+            conn.execute(
+                sa.insert(_disclosures).values(
+                    id=op.disclosure_id,
+                    request_id=op.request_id,
+                    principal=op.principal,
+                    agreement_id=op.agreement_id,
+                    agreement_version=op.agreement_version,
+                    agreement_digest=op.agreement_digest,
+                    approved_by=op.approved_by,
+                    legal_basis=op.legal_basis,
+                    purpose=op.purpose,
+                    operation=op.operation,
+                    status="started",
+                    started_at=op.started_at,
+                    rows=0,
+                    bytes=0,
+                    start_seq=seq,
+                    plan=canonical_json(dict(op.plan)).decode("utf-8"),
+                )
+            )
         else:
-            conn.execute(sa.update(_disclosures).where(_disclosures.c.id == op.disclosure_id).values(
-                status=op.status, finished_at=op.finished_at, rows=op.rows, bytes=op.nbytes, sha256=op.sha256,
-                finish_seq=seq, error=op.error,
-                details=canonical_json(dict(op.details)).decode("utf-8") if op.details else None,
-            ))
+            conn.execute(
+                sa.update(_disclosures)
+                .where(_disclosures.c.id == op.disclosure_id)
+                .values(
+                    status=op.status,
+                    finished_at=op.finished_at,
+                    rows=op.rows,
+                    bytes=op.nbytes,
+                    sha256=op.sha256,
+                    finish_seq=seq,
+                    error=op.error,
+                    details=canonical_json(dict(op.details)).decode("utf-8") if op.details else None,
+                )
+            )
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
     def _checkpoint_due(self, size: int) -> bool:
@@ -434,6 +546,9 @@ class MemoryDisclosureLog:
 
     def start(self, start: DisclosureStart) -> int:
         return self._append(start.entry())
+
+    def append_event(self, entry: Mapping[str, Any]) -> int:
+        return self._append(LogEvent.of(entry).entry())
 
     def finish(
         self,

@@ -10,6 +10,7 @@ __all__ = [
     "AuditUnavailableError",
     "AuthError",
     "ConfigError",
+    "EgressBlockedError",
     "ForbiddenError",
     "GatewayError",
     "MalformedRequestError",
@@ -123,6 +124,18 @@ class RegistryTimeoutError(GatewayError):
     status = 504
     code = "registry-timeout"
     title = "The registry did not answer in time"
+
+
+class EgressBlockedError(GatewayError):
+    """The egress scan found an identifier in a released value under ``egress.on_finding: block``.
+
+    409: the request conflicts with the agreement's own release rules (not the requester's fault, not a server
+    fault); the detail names entity types and columns, never a value.
+    """
+
+    status = 409
+    code = "egress-blocked"
+    title = "An identifier was found in the data to be released"
 
 
 class ConfigError(Exception):

@@ -56,8 +56,12 @@ def disclosure_json(row: Any) -> dict[str, Any]:
         "legal_basis": row.legal_basis,
         "agreement": {"id": row.agreement_id, "version": row.agreement_version, "digest": row.agreement_digest},
         "approved_by": row.approved_by,
-        "description": {"dataset": plan.get("dataset"), "fields": plan.get("fields", []),
-                        "filters": plan.get("filters", []), "limit": plan.get("limit")},
+        "description": {
+            "dataset": plan.get("dataset"),
+            "fields": plan.get("fields", []),
+            "filters": plan.get("filters", []),
+            "limit": plan.get("limit"),
+        },
         "rows": row.rows,
         "bytes": row.bytes,
         "sha256": row.sha256,
@@ -171,8 +175,18 @@ class LogReader:
     def iter_disclosures(self, query: DisclosureQuery, page: int = 1000) -> Iterator[Any]:
         before = query.before_seq
         while True:
-            rows = self.disclosures(DisclosureQuery(query.agreement, query.principal, query.purpose, query.status,
-                                                    query.since, query.until, before, page))
+            rows = self.disclosures(
+                DisclosureQuery(
+                    query.agreement,
+                    query.principal,
+                    query.purpose,
+                    query.status,
+                    query.since,
+                    query.until,
+                    before,
+                    page,
+                )
+            )
             yield from rows
             if len(rows) < page:
                 return
@@ -196,15 +210,27 @@ class LogReader:
                     sa.func.count().label("requests"),
                     sa.func.coalesce(sa.func.sum(_disclosures.c.rows), 0).label("rows"),
                     sa.func.max(_disclosures.c.started_at).label("last_use"),
-                ).group_by(_disclosures.c.agreement_id).order_by(_disclosures.c.agreement_id)
-            ).all()
-            subjects: dict[str, int] = dict(conn.execute(
-                sa.select(_disclosures.c.agreement_id, sa.func.count(sa.distinct(_subjects.c.subject_hash)))
-                .select_from(_subjects.join(_disclosures, _disclosures.c.start_seq == _subjects.c.disclosure_seq))
+                )
                 .group_by(_disclosures.c.agreement_id)
-            ).all())
-        return [{"agreement": r.agreement_id, "requests": int(r.requests), "rows": int(r.rows),
-                 "subjects": int(subjects.get(r.agreement_id, 0)), "last_use": _iso(r.last_use)} for r in rows]
+                .order_by(_disclosures.c.agreement_id)
+            ).all()
+            subjects: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(_disclosures.c.agreement_id, sa.func.count(sa.distinct(_subjects.c.subject_hash)))
+                    .select_from(_subjects.join(_disclosures, _disclosures.c.start_seq == _subjects.c.disclosure_seq))
+                    .group_by(_disclosures.c.agreement_id)
+                ).all()
+            )
+        return [
+            {
+                "agreement": r.agreement_id,
+                "requests": int(r.requests),
+                "rows": int(r.rows),
+                "subjects": int(subjects.get(r.agreement_id, 0)),
+                "last_use": _iso(r.last_use),
+            }
+            for r in rows
+        ]
 
     def receipt(self, row: Any, checkpoint: tuple[int, str]) -> dict[str, Any]:
         size, note = checkpoint
@@ -216,8 +242,9 @@ class LogReader:
             if found is None:
                 raise AuditUnavailableError(f"log entry {seq} is missing; run `gateway log verify`")
             body, _leaf = found
-            entries.append({"index": seq, "entry": body,
-                            "inclusion_proof": [_b64(h) for h in self.inclusion_proof(seq, size)]})
+            entries.append(
+                {"index": seq, "entry": body, "inclusion_proof": [_b64(h) for h in self.inclusion_proof(seq, size)]}
+            )
         return {
             "format": "dx-gateway-receipt-v1",
             "disclosure_id": row.id,

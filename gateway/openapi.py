@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .openapi_lifecycle import lifecycle_paths
+
 __all__ = ["openapi_document"]
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -15,6 +17,7 @@ def _problems(*codes: int) -> dict[str, Any]:
         401: "Missing or invalid API key",
         403: "Not a party, or agreement not valid today",
         404: "Unknown agreement",
+        409: "Privacy budget of the agreement exhausted: nothing spent, nothing released",
         413: "Body too large",
         415: "Body is not JSON",
         422: "Request not valid under the agreement",
@@ -41,6 +44,15 @@ _CONDITION = {
         "lte": {},
         "between": {"type": "array", "minItems": 2, "maxItems": 2},
     },
+}
+
+
+_SUBJECT_ID = {
+    "name": "subject_id",
+    "in": "path",
+    "required": True,
+    "description": "The subject key of the agreement's dataset (never echoed in errors or logs)",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
 }
 
 
@@ -71,6 +83,43 @@ def openapi_document() -> dict[str, Any]:
                         "status": {"type": "integer"},
                         "detail": {"type": "string"},
                         "request_id": {"type": "string"},
+                    },
+                },
+                "VerifyRequest": {
+                    "type": "object",
+                    "required": ["subject_id", "claims"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "subject_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                        "claims": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "description": "Verifiable field → expected value (typed like the field)",
+                        },
+                    },
+                },
+                "AggregateRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "group_by": {"type": "array", "items": {"type": "string"}, "default": []},
+                        "measures": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "filters": {"type": "object", "additionalProperties": _CONDITION},
+                    },
+                },
+                "AggregateTable": {
+                    "type": "object",
+                    "required": ["disclosure_id", "columns", "rows", "suppressed", "disclosure_control"],
+                    "properties": {
+                        "disclosure_id": {"type": "string"},
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "rows": {"type": "array", "items": {"type": "array"}},
+                        "suppressed": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "description": "indices of rows whose measures are withheld (null)",
+                        },
+                        "disclosure_control": {"type": "object"},
                     },
                 },
                 "ExtractRequest": {
@@ -128,5 +177,85 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/agreements/{agreement_id}/aggregate": {
+                "post": {
+                    "summary": "A table of counts, sums or means under the agreement's disclosure control",
+                    "description": "Cells below the threshold (and cells needed to protect them) are null and listed "
+                    "in suppressed; counts may be rounded or noised; see docs/disclosure-control.md",
+                    "parameters": [agreement_id],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AggregateRequest"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The table; X-Disclosure-Id names the log entry",
+                            "headers": {"X-Disclosure-Id": {"schema": {"type": "string"}}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/AggregateTable"}}
+                            },
+                        },
+                        **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 502, 503, 504),
+                    },
+                }
+            },
+            "/v1/agreements/{agreement_id}/risk": {
+                "get": {
+                    "summary": "Re-identification risk of the agreement on the current data (admin, approver)",
+                    "parameters": [agreement_id],
+                    "responses": {
+                        "200": {"description": "Records, classes, prosecutor/journalist/marketer risk"},
+                        **_problems(401, 403, 404, 502, 504),
+                    },
+                }
+            },
+            "/v1/agreements/{agreement_id}/records/{subject_id}": {
+                "get": {
+                    "summary": "One subject's record under the agreement (operation record), as one JSON object",
+                    "parameters": [agreement_id, _SUBJECT_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The record, transformed by the agreement's field rules",
+                            "headers": {"X-Disclosure-Id": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_problems(401, 403, 404, 422, 501, 502, 503, 504),
+                        "404": {
+                            "description": "Unknown agreement, or no record for this subject under the agreement "
+                            "(the same answer whether it does not exist or is outside the agreement's scope)",
+                            "content": {"application/problem+json": {"schema": _PROBLEM}},
+                        },
+                    },
+                }
+            },
+            "/v1/agreements/{agreement_id}/verify": {
+                "post": {
+                    "summary": "Check claims about one subject against the registry (operation verify): yes or no",
+                    "parameters": [agreement_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyRequest"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Only whether every claim holds; a subject that does not exist or is "
+                            "outside the agreement's scope is no match",
+                            "headers": {"X-Disclosure-Id": {"schema": {"type": "string"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["match"],
+                                        "additionalProperties": False,
+                                        "properties": {"match": {"type": "boolean"}},
+                                    }
+                                }
+                            },
+                        },
+                        **_problems(400, 401, 403, 404, 413, 415, 422, 429, 501, 502, 503, 504),
+                    },
+                }
+            },
+            **lifecycle_paths(),  # agreement governance and re-identification (gateway/openapi_lifecycle.py)
         },
     }

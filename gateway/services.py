@@ -11,8 +11,10 @@ from keys import KeyRing
 from policies import Agreement, Catalog
 
 from .auth import Principal
+from .budget import PrivacyBudget
 from .connectors import Connector
 from .disclosure_log import DisclosureLog
+from .redaction import RedactionService
 
 __all__ = ["Authenticator", "Services"]
 
@@ -38,6 +40,10 @@ class Services:
     max_rows_per_request: int = 10_000_000
     batch_rows: int = 2000
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    #: epsilon budgets of differentially private agreements; None refuses such agreements (fail closed)
+    budget: PrivacyBudget | None = None
+    #: free-text redaction and egress scan setup (registry name dictionary cache, optional NER model)
+    redaction: RedactionService = field(default_factory=RedactionService)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()

@@ -3,7 +3,8 @@
 Relative paths and relative SQLite URLs are resolved against the folder of the config file, so a deployment folder
 can be moved as a whole. Environment variables override the file for what differs per process or per machine:
 ``DXG_DATABASE_URL``, ``DXG_REGISTRY_URL``, ``DXG_HOST``, ``DXG_PORT``. Wrong settings fail at start with the file,
-the key and the reason.
+the key and the reason. A ``registry_url`` starting with ``http://`` or ``https://`` is an HTTP JSON API and needs the
+``http_registry`` section (endpoints, auth, pagination; see ``gateway.connectors.http`` and docs/connectors.md).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .connectors.http import HttpRegistryConfig
 
 __all__ = ["CONFIG_NAME", "Settings", "load_settings", "settings_for"]
 
@@ -38,6 +42,9 @@ _KEYS = {
     "registry_timeout_s",
     "log_format",
     "log_level",
+    "http_registry",
+    "ner_model",
+    "names_ttl_s",
 }
 
 
@@ -57,11 +64,16 @@ class Settings:
     max_rows_per_request: int = 10_000_000
     batch_rows: int = 2000
     registry_timeout_s: float = 30.0
+    http_registry: HttpRegistryConfig | None = None
     log_format: str = "json"
     log_level: str = "info"
     checkpoint_every: int = 1000
     checkpoint_interval_s: float = 10.0
     audit_write_timeout_s: float = 10.0
+    #: an installed spaCy NER pipeline (package name or path) for PERSON/LOCATION in free text; None: dictionaries only
+    ner_model: str | None = None
+    #: how long the registry's name dictionary (for free-text redaction) is reused before it is read again
+    names_ttl_s: float = 600.0
 
     @property
     def base_dir(self) -> Path:
@@ -113,6 +125,7 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
     log_format = raw.get("log_format", "json")
     if log_format not in ("json", "console"):
         raise ConfigError(f"{source}: log_format: expected 'json' or 'console'")
+
     def seconds(key: str, default: float, high: float) -> float:
         value = raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
@@ -134,12 +147,26 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         max_rows_per_request=number("max_rows_per_request", 10_000_000, 1, 10**9),
         batch_rows=number("batch_rows", 2000, 1, 100_000),
         registry_timeout_s=seconds("registry_timeout_s", 30, 3600),
+        http_registry=_http_registry(raw, registry_url, source, base),
         checkpoint_every=number("checkpoint_every", 1000, 1, 10**9),
         checkpoint_interval_s=seconds("checkpoint_interval_s", 10, 86400),
         audit_write_timeout_s=seconds("audit_write_timeout_s", 10, 600),
         log_format=log_format,
         log_level=text("log_level", "info"),
+        ner_model=text("ner_model") if raw.get("ner_model") is not None else None,
+        names_ttl_s=seconds("names_ttl_s", 600, 86400),
     )
+
+
+def _http_registry(raw: Mapping[str, Any], registry_url: str, source: str, base: Path) -> HttpRegistryConfig | None:
+    if "http_registry" not in raw:
+        if registry_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: http_registry: an HTTP registry_url needs this section (dataset endpoints)")
+        return None
+    # Imported here: only HTTP deployments need httpx.
+    from .connectors.http import parse_http_registry
+
+    return parse_http_registry(raw["http_registry"], source, base)
 
 
 def settings_for(data_dir: Path | None, config: Path | None) -> Settings:

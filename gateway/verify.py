@@ -48,8 +48,10 @@ class VerifyReport:
 
     def summary(self) -> str:
         if self.ok:
-            return (f"log OK: {self.entries} entries and {self.checkpoints} signed checkpoints verified "
-                    f"in {self.seconds:.1f} s")
+            return (
+                f"log OK: {self.entries} entries and {self.checkpoints} signed checkpoints verified "
+                f"in {self.seconds:.1f} s"
+            )
         more = f" ({len(self.problems)} problems)" if len(self.problems) > 1 else ""
         return f"log TAMPERED: {self.problems[0]}{more}"
 
@@ -64,8 +66,12 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
 
     with engine.connect() as conn:
         head = conn.execute(sa.select(_head.c.size, _head.c.border).where(_head.c.id == 1)).first()
-        checkpoints = [(int(r.size), r.root, r.note) for r in conn.execute(
-            sa.select(_checkpoints.c.size, _checkpoints.c.root, _checkpoints.c.note).order_by(_checkpoints.c.size))]
+        checkpoints = [
+            (int(r.size), r.root, r.note)
+            for r in conn.execute(
+                sa.select(_checkpoints.c.size, _checkpoints.c.root, _checkpoints.c.note).order_by(_checkpoints.c.size)
+            )
+        ]
     report.checkpoints = len(checkpoints)
     wanted = {size for size, _, _ in checkpoints}
     computed: dict[int, bytes] = {}
@@ -129,8 +135,9 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
         else:
             checkpoint = Checkpoint("unverified", size, bytes.fromhex(root_hex))
         if size in computed and computed[size] != checkpoint.root:
-            problem(f"checkpoint {size}: the entries no longer hash to the signed root: an entry before {size} "
-                    "was changed")
+            problem(
+                f"checkpoint {size}: the entries no longer hash to the signed root: an entry before {size} was changed"
+            )
             continue
         if previous is not None and previous.size < size:
             try:

@@ -3,27 +3,65 @@
 from __future__ import annotations
 
 from keys import KeyRing, load_master_key, load_or_create_signing_key
-from policies import load_agreements, load_catalog
+from policies import Catalog, PolicyError, load_catalog
 
+from .agreements_store import ACTIVE, AgreementRegistry, AgreementStore
 from .auth import PrincipalStore
-from .connectors import SqlConnector
+from .budget import PrivacyBudget
+from .connectors import Connector, SqlConnector
 from .db import create_gateway_engine, init_schema
 from .disclosure_log import SqlDisclosureLog
+from .errors import ConfigError
 from .keystore import SqlKeyStore
+from .lifecycle import AgreementLifecycle
+from .logconfig import get_logger
 from .logsigner import LogSigner
+from .redaction import RedactionService
 from .services import Services
 from .settings import Settings
 
-__all__ = ["build_services"]
+__all__ = ["build_connector", "build_services"]
+
+
+def build_connector(settings: Settings) -> Connector:
+    """The registry connector: an HTTP JSON API for http(s) URLs, a SQL database otherwise."""
+    if settings.registry_url.startswith(("http://", "https://")):
+        if settings.http_registry is None:
+            raise ConfigError(f"{settings.config_path}: http_registry: an HTTP registry_url needs this section")
+        from .connectors.http import HttpConnector  # only HTTP deployments need httpx
+
+        return HttpConnector(settings.registry_url, settings.http_registry)
+    return SqlConnector(settings.registry_url, timeout_s=settings.registry_timeout_s)
+
+
+def _agreement_registry(settings: Settings, store: AgreementStore, catalog: Catalog) -> AgreementRegistry:
+    """Agreements in force come from the database (YAML files are applied and approved into it). A stored active
+    version that no longer parses against the catalog stops the start, as a wrong agreement file used to."""
+    registry = AgreementRegistry(store, catalog, ttl=2.0)
+    for version in store.in_states(ACTIVE):
+        try:
+            registry.parse(version)
+        except PolicyError as exc:
+            raise ConfigError(
+                f"agreement {version.agreement_id} v{version.version} (active, in the database) no longer matches "
+                f"the catalog: {exc}"
+            ) from exc
+    if not store.in_states(ACTIVE) and any(settings.agreements_dir.glob("*.y*ml")):
+        get_logger("gateway.wiring").warning(
+            "no_active_agreements",
+            hint="agreement files are not in force until applied and approved: gateway agreements apply FILE, "
+            "then gateway agreements approve ID --version V --as APPROVER",
+        )
+    return registry
 
 
 def build_services(settings: Settings) -> Services:
-    # Policy files first: a wrong agreement must stop the start, before anything opens a connection.
+    # The catalog first: a wrong catalog must stop the start, before anything opens a connection.
     catalog = load_catalog(settings.catalog_path)
-    agreements = load_agreements(settings.agreements_dir, catalog)
     master = load_master_key(settings.master_key_path)
     engine = create_gateway_engine(settings.database_url)
     init_schema(engine)
+    agreements = _agreement_registry(settings, AgreementStore(engine), catalog)
     # Key versions are re-read at most every 5 s: a rotation reaches every process within that time.
     ring = KeyRing(master, SqlKeyStore(engine), latest_ttl=5.0)
     log = SqlDisclosureLog(
@@ -40,11 +78,16 @@ def build_services(settings: Settings) -> Services:
         agreements=agreements,
         authenticator=principals,
         log=log,
-        connector=SqlConnector(settings.registry_url, timeout_s=settings.registry_timeout_s),
+        connector=build_connector(settings),
         keyring=ring,
         max_body_bytes=settings.max_body_bytes,
         max_rows_per_request=settings.max_rows_per_request,
         batch_rows=settings.batch_rows,
+        budget=PrivacyBudget(engine),
+        # Loads the NER model named by ner_model now: a missing model stops the start with a clear error.
+        redaction=RedactionService(ner_model=settings.ner_model, names_ttl_s=settings.names_ttl_s),
     )
     services.on_close.extend([log.close, engine.dispose])
+    # Expiry of agreements and forgetting the keys of agreements that ended elsewhere happen as the registry refreshes.
+    AgreementLifecycle(agreements, log, ring, clock=services.clock).attach()
     return services

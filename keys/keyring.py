@@ -16,6 +16,14 @@ derives an independent subkey per purpose with HKDF-SHA256 (RFC 5869)::
     HKDF(ikm=key, salt=b"dxg-hkdf-v1", info=purpose + NUL + owner + NUL + str(version), L=length)
 
 Purposes in use: ``tokenize``, ``date-shift``, ``rounding``, ``subject-index``.
+
+Lifecycle. :meth:`KeyRing.rotate` adds a version and new derivations use it at once, so a rotation *changes every
+token* made from then on: tokens released before and after a rotation do not link (re-identification, which
+recomputes tokens under every stored version, is the way to connect them). :meth:`KeyRing.destroy` crypto-shreds an
+owner: its wrapped records are deleted and the store keeps a tombstone, after which every use of the owner raises
+:class:`~keys.errors.KeyDestroyedError` (never a silently created new key). A ring in another process notices the
+destruction when it next reads the store (at once without ``latest_ttl``, else within that many seconds), or at once
+when told with :meth:`KeyRing.forget`.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any, NoReturn
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
 
-from keys.errors import KeyExistsError, KeyNotFoundError, KeysError
+from keys.errors import KeyDestroyedError, KeyExistsError, KeyNotFoundError, KeysError
 from keys.master import MasterKey
 from keys.secret import SecretBytes
 from keys.store import KeyStore
@@ -78,6 +86,7 @@ class KeyRing:
         self._keys: dict[tuple[str, int], SecretBytes] = {}
         self._derived: dict[tuple[str, int, str, int], SecretBytes] = {}
         self._latest: dict[str, tuple[int, float]] = {}
+        self._destroyed: set[str] = set()
 
     @property
     def master(self) -> MasterKey:
@@ -114,10 +123,35 @@ class KeyRing:
             with self._lock:
                 self._latest[owner] = (version, time.monotonic() + self._latest_ttl)
 
+    def _purge(self, owner: str) -> None:
+        with self._lock:
+            for cache_key in [k for k in self._keys if k[0] == owner]:
+                del self._keys[cache_key]
+            for derived_key in [k for k in self._derived if k[0] == owner]:
+                del self._derived[derived_key]
+            self._latest.pop(owner, None)
+
+    def _check_alive(self, owner: str) -> None:
+        with self._lock:
+            destroyed = owner in self._destroyed
+        if destroyed:
+            raise KeyDestroyedError(f"the keys of {owner!r} were destroyed (crypto-shredded); nothing can use them")
+
+    def _shredded(self, owner: str) -> NoReturn:
+        """The store says ``owner`` was destroyed (by any process): forget what we hold and refuse."""
+        self._purge(owner)
+        with self._lock:
+            self._destroyed.add(owner)
+        self._check_alive(owner)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _create(self, owner: str, version: int) -> SecretBytes:
         """Generate, wrap and store a new key; raises KeyExistsError if the version already exists."""
         key = SecretBytes.generate(DATA_KEY_LENGTH)
-        self._store.put(wrap_key(self._master, key, owner=owner, version=version))
+        try:
+            self._store.put(wrap_key(self._master, key, owner=owner, version=version))
+        except KeyDestroyedError:
+            self._shredded(owner)
         with self._lock:
             self._keys[(owner, version)] = key
         self._remember_latest(owner, version)
@@ -132,6 +166,7 @@ class KeyRing:
         process stores version 1 first, its key is used); without, :class:`KeyNotFoundError`.
         """
         check_owner(owner)
+        self._check_alive(owner)
         if self._latest_ttl > 0:
             with self._lock:
                 hit = self._latest.get(owner)
@@ -142,6 +177,8 @@ class KeyRing:
                         return version, cached
         wrapped = self._store.latest(owner)
         if wrapped is None:
+            if self._store.is_destroyed(owner):
+                self._shredded(owner)
             if not create:
                 raise KeyNotFoundError(f"no key for {owner!r}")
             try:
@@ -160,12 +197,15 @@ class KeyRing:
         """The key of ``owner`` at ``version``; :class:`KeyNotFoundError` if there is none."""
         check_owner(owner)
         check_version(version)
+        self._check_alive(owner)
         with self._lock:
             cached = self._keys.get((owner, version))
         if cached is not None:
             return cached
         wrapped = self._store.get(owner, version)
         if wrapped is None:
+            if self._store.is_destroyed(owner):
+                self._shredded(owner)
             raise KeyNotFoundError(f"no key for {owner!r} version {version}")
         return self._unwrap(wrapped, owner, version)
 
@@ -180,10 +220,29 @@ class KeyRing:
         moment, the loser gets :class:`KeyExistsError` (retry if a further rotation is really wanted).
         """
         check_owner(owner)
+        self._check_alive(owner)
         latest = self._store.latest(owner)
         version = 1 if latest is None else latest.version + 1
         self._create(owner, version)
         return version
+
+    def destroy(self, owner: str) -> int:
+        """Crypto-shred ``owner``: delete every stored version, keep a tombstone, forget the cached keys.
+
+        Returns the number of records deleted. Irreversible by design: whatever was tokenized or shifted with these
+        keys can no longer be linked or reversed by anyone, the gateway operator included.
+        """
+        check_owner(owner)
+        deleted = self._store.destroy(owner)
+        self._purge(owner)
+        with self._lock:
+            self._destroyed.add(owner)
+        return deleted
+
+    def forget(self, owner: str) -> None:
+        """Drop the cached keys of ``owner`` (e.g. another process destroyed them); the next use reads the store."""
+        check_owner(owner)
+        self._purge(owner)
 
     def derive(self, owner: str, purpose: str, *, length: int = 32, version: int | None = None) -> SecretBytes:
         """A ``length``-byte subkey of ``owner``'s key (``version``, default current) for ``purpose``.

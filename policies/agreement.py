@@ -22,7 +22,7 @@ from ._yaml import Node, parse_yaml
 from .catalog import Catalog, ColumnType, Dataset
 from .errors import FilterError, PolicyLoadError, UnknownFieldError
 from .filters import Filter, parse_filters
-from .rules import Drop, Redact, Rule, describe_rule, parse_rule
+from .rules import Drop, Redact, Rule, Tokenize, describe_rule, parse_rule
 
 __all__ = [
     "OPERATIONS",
@@ -31,6 +31,7 @@ __all__ = [
     "EgressSpec",
     "KAnonymitySpec",
     "Limits",
+    "ReidentificationSpec",
     "load_agreement",
     "load_agreements",
     "parse_agreement",
@@ -64,6 +65,7 @@ _TOP_KEYS = frozenset(
         "aggregate",
         "limits",
         "egress",
+        "reidentification",
     }
 )
 
@@ -104,6 +106,14 @@ class EgressSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ReidentificationSpec:
+    """Which tokenized fields a party may ask to turn back into ids (each request needs two approvers)."""
+
+    allowed: bool = False
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Agreement:
     id: str
     version: int
@@ -128,6 +138,7 @@ class Agreement:
     source: str = "<memory>"
     description: str = ""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    reidentification: ReidentificationSpec = ReidentificationSpec()
 
     def released(self) -> dict[str, Rule]:
         """Columns that leave under this agreement (every rule but ``drop``), in the agreement's order."""
@@ -167,6 +178,10 @@ class Agreement:
                 "rows_per_day": self.limits.rows_per_day,
                 "max_rows_per_request": self.limits.max_rows_per_request,
             },
+            "reidentification": {
+                "allowed": self.reidentification.allowed,
+                "fields": list(self.reidentification.fields),
+            },
         }
 
 
@@ -196,6 +211,20 @@ def _limits(node: Node) -> Limits:
         return spec[key].as_int(minimum=1, maximum=10**12) if key in spec else None
 
     return Limits(opt("requests_per_minute"), opt("rows_per_day"), opt("max_rows_per_request"))
+
+
+def _reidentification(node: Node, released: Mapping[str, Rule]) -> ReidentificationSpec:
+    # Reversal recomputes tokens over the registry's values, so only a field released as a token can be reversed.
+    spec = node.mapping(allowed={"allowed", "fields"}, required={"allowed"})
+    allowed = spec["allowed"].as_bool()
+    fields = spec["fields"].as_str_list(nonempty=True) if "fields" in spec else []
+    if allowed and not fields:
+        node.fail("name the tokenized fields that may be re-identified: {allowed: true, fields: [...]}")
+    for i, name in enumerate(fields):
+        where = spec["fields"].as_list()[i] if isinstance(spec["fields"].value, list) else spec["fields"]
+        if not isinstance(released.get(name), Tokenize):
+            where.fail(f"{name!r} is not released with tokenize by this agreement; only tokens can be re-identified")
+    return ReidentificationSpec(allowed, tuple(fields) if allowed else ())
 
 
 def _k_anonymity(node: Node, dataset: Dataset, released: Mapping[str, Rule]) -> KAnonymitySpec:
@@ -381,6 +410,9 @@ def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Ag
         exempt = tuple(_columns(e["exempt"], dataset, "exempt")) if "exempt" in e else ()
         egress = EgressSpec(on_finding, exempt)
 
+    reidentification = (
+        _reidentification(spec["reidentification"], released) if "reidentification" in spec else ReidentificationSpec()
+    )
     document = root.plain()
     return Agreement(
         id=agreement_id,
@@ -406,6 +438,7 @@ def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Ag
         source=source,
         description=spec["description"].as_str(nonempty=False) if "description" in spec else "",
         document=MappingProxyType(document),
+        reidentification=reidentification,
     )
 
 

@@ -7,13 +7,29 @@ values from a request that could be personal data: they name fields and operator
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "FilterError",
     "PolicyError",
     "PolicyLoadError",
     "RequestError",
     "UnknownFieldError",
+    "shown_name",
 ]
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def shown_name(value: object) -> str:
+    """A name the caller sent, quoted for an error message only if it looks like a name (letters, digits, ``_.-``).
+
+    Anything else (SQL, markup, control or bidirectional characters, an identifier typed in the wrong place) is
+    never echoed: error messages must not carry request values.
+    """
+    text = str(value)
+    return repr(text) if _NAME.match(text) else "(a name that is not shown: it is not a plain name)"
 
 
 class PolicyError(Exception):

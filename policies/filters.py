@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import Column, ColumnType, Dataset
-from .errors import FilterError, UnknownFieldError
+from .errors import FilterError, UnknownFieldError, shown_name
 
 __all__ = ["MAX_IN_VALUES", "MAX_STRING", "OPERATORS", "Filter", "parse_filters"]
 
@@ -128,7 +128,7 @@ def parse_filters(
             raise FilterError(f"{what}: field names must be strings")
         column = dataset.column(field)
         if column is None:
-            raise UnknownFieldError(f"{what}: unknown field {field[:64]!r} in dataset {dataset.name!r}")
+            raise UnknownFieldError(f"{what}: unknown field {shown_name(field)} in dataset {dataset.name!r}")
         if allowed is not None and field not in allowed:
             raise FilterError(f"{what}: field {field!r} is not filterable under this agreement")
         if not isinstance(condition, Mapping) or not condition:
@@ -139,7 +139,7 @@ def parse_filters(
         for op, value in condition.items():
             if op not in OPERATORS:
                 raise FilterError(
-                    f"{what}: unknown operator {str(op)[:32]!r} on {field!r} (expected one of {', '.join(OPERATORS)})"
+                    f"{what}: unknown operator {shown_name(op)} on {field!r} (expected one of {', '.join(OPERATORS)})"
                 )
             result.append(_one(column, op, value))
     return tuple(result)

@@ -7,17 +7,54 @@ redaction); warnings are things an approver should look at (no expiry date, a qu
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .agreement import Agreement
 from .catalog import ColumnClass
-from .rules import Keep, Mask, Redact, Tokenize
+from .rules import DateShift, Keep, Mask, Redact, Tokenize
 
-__all__ = ["DE_IDENTIFIED_PURPOSES", "Finding", "lint_agreement", "lint_agreements"]
+__all__ = [
+    "DE_IDENTIFIED_PURPOSES",
+    "EGRESS_DETECTED_FORMATS",
+    "LINT_CODES",
+    "Finding",
+    "lint_agreement",
+    "lint_agreements",
+]
 
+#: column formats the egress scan detects (validated identifiers): a kept column of one must be in egress.exempt
+EGRESS_DETECTED_FORMATS = frozenset({"resident_id", "student_number", "mobile", "bank_card", "email"})
 #: purposes whose recipients should never need to know who a child is
 DE_IDENTIFIED_PURPOSES = frozenset({"research", "statistics", "official_statistics", "evaluation", "public_statistics"})
+#: purpose slugs that say nothing about why data is shared
+_VAGUE_PURPOSES = frozenset({"other", "misc", "general", "any", "various", "unspecified", "tbd", "test", "testing"})
+#: a legal basis shorter than this cannot name a law and article, an ethics approval or a contract
+_MIN_LEGAL_BASIS = 12
+#: Sweeney: birth date, gender and ZIP code alone single out most people; three quasi-identifiers is where to look
+_QI_COMBINATION = 3
+_MAX_VALIDITY_DAYS = 5 * 366
+#: every code lint can emit, with its severity (docs/agreements.md explains each)
+LINT_CODES = {
+    "no-expiry": "warning",
+    "long-validity": "warning",
+    "no-limits": "warning",
+    "legal-basis-too-short": "error",
+    "purpose-vague": "error",
+    "purpose-undescribed": "warning",
+    "identifier-to-research": "error",
+    "masked-identifier": "warning",
+    "raw-quasi-identifier": "warning",
+    "quasi-identifier-combination": "warning",
+    "free-text-unredacted": "error",
+    "identifier-not-exempt": "error",
+    "filter-finer-than-release": "warning",
+    "identifiable-without-scope": "warning",
+    "no-threshold": "error",
+    "low-threshold": "warning",
+    "reidentification-enabled": "warning",
+    "shared-token-domain": "warning",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +83,36 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
         )
     if agreement.limits.rows_per_day is None and agreement.limits.requests_per_minute is None:
         add("warning", "no-limits", "limits", "no request or row limits: a leaked key could drain the dataset")
+    if agreement.valid_until is not None and (agreement.valid_until - agreement.valid_from).days > _MAX_VALIDITY_DAYS:
+        add(
+            "warning",
+            "long-validity",
+            "valid_until",
+            "valid for more than five years; a shorter term makes the parties come back and justify a renewal",
+        )
+    if len(agreement.legal_basis.strip()) < _MIN_LEGAL_BASIS:
+        add(
+            "error",
+            "legal-basis-too-short",
+            "legal_basis",
+            "the legal basis is too short to be checked: name the law and article, the ethics approval number or "
+            "the contract",
+        )
+    if agreement.purpose in _VAGUE_PURPOSES:
+        add(
+            "error",
+            "purpose-vague",
+            "purpose",
+            f"purpose {agreement.purpose!r} says nothing about why data is shared; use a specific slug such as "
+            "research or subsidy_payment",
+        )
+    if not agreement.description.strip() and len(agreement.title.strip()) < 20:
+        add(
+            "warning",
+            "purpose-undescribed",
+            "description",
+            "neither a description nor a descriptive title: say what the data is used for, for approvers and audits",
+        )
     de_identified = agreement.purpose in DE_IDENTIFIED_PURPOSES
     released = agreement.released()
     k_anon_qis = set(agreement.k_anonymity.quasi_identifiers) if agreement.k_anonymity else set()
@@ -58,6 +125,21 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
                 "identifier-to-research",
                 path,
                 f"direct identifier released unchanged for purpose {agreement.purpose!r}; tokenize or drop it",
+            )
+        if (
+            column.cls is ColumnClass.DIRECT_IDENTIFIER
+            and isinstance(rule, Keep)
+            and column.format in EGRESS_DETECTED_FORMATS
+            and name not in agreement.egress.exempt
+        ):
+            # The egress scan finds such values in every row: with on_finding block every request would fail, with
+            # redact the column would leave as placeholders. Releasing it on purpose means saying so.
+            add(
+                "error" if agreement.egress.on_finding == "block" else "warning",
+                "identifier-not-exempt",
+                path,
+                f"{name!r} ({column.format}) is released unchanged but not listed in egress.exempt: the egress scan "
+                f"would {'block every release' if agreement.egress.on_finding == 'block' else 'redact every value'}",
             )
         if column.cls is ColumnClass.DIRECT_IDENTIFIER and isinstance(rule, Mask) and de_identified:
             add(
@@ -88,14 +170,72 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
                 f"{name!r} is released as {rule.name} but filterable on raw values; repeated filters can recover "
                 "what the transform hides",
             )
-    if agreement.aggregate is not None and agreement.aggregate.min_cell < 10:
+    _lint_combinations(agreement, add)
+    if agreement.aggregate is not None and agreement.aggregate.min_cell < 3:
+        add(
+            "error",
+            "no-threshold",
+            "aggregate.min_cell",
+            f"min_cell {agreement.aggregate.min_cell} is no threshold: a cell of 1 or 2 people singles them out; "
+            "use at least 3 (10 is usual)",
+        )
+    elif agreement.aggregate is not None and agreement.aggregate.min_cell < 10:
         add(
             "warning",
             "low-threshold",
             "aggregate.min_cell",
             f"min_cell {agreement.aggregate.min_cell} is below 10, the usual threshold of statistics agencies",
         )
+    if agreement.reidentification.allowed:
+        add(
+            "warning",
+            "reidentification-enabled",
+            "reidentification",
+            f"tokens of {', '.join(agreement.reidentification.fields)} can be turned back into ids (each request "
+            "needs two approvers); check that the legal basis covers re-identification",
+        )
     return findings
+
+
+def _lint_combinations(agreement: Agreement, add: Callable[[str, str, str, str], None]) -> None:
+    """Findings about what the released fields allow together rather than one by one."""
+    released = agreement.released()
+    columns = agreement.dataset.columns
+    qis = [n for n in released if columns[n].cls is ColumnClass.QUASI_IDENTIFIER]
+    if agreement.purpose in DE_IDENTIFIED_PURPOSES and agreement.k_anonymity is None and len(qis) >= _QI_COMBINATION:
+        add(
+            "warning",
+            "quasi-identifier-combination",
+            "disclosure_control",
+            f"{len(qis)} quasi-identifiers ({', '.join(qis)}) are released together without k-anonymity; "
+            "combined, they can single a child out even when each is generalized",
+        )
+    identifying = [
+        n for n, r in released.items() if columns[n].cls is ColumnClass.DIRECT_IDENTIFIER and isinstance(r, Keep)
+    ]
+    if (
+        identifying
+        and "extract" in agreement.operations
+        and agreement.purpose not in DE_IDENTIFIED_PURPOSES
+        and not agreement.row_scope
+        and agreement.limits.max_rows_per_request is None
+    ):
+        add(
+            "warning",
+            "identifiable-without-scope",
+            "row_scope",
+            "identifiable extract with neither row_scope nor limits.max_rows_per_request: one request can export "
+            "the whole register",
+        )
+
+
+def _domains(agreement: Agreement) -> set[str]:
+    """Linkage domains of the agreement's released tokens and date shifts (their keys are shared)."""
+    return {
+        rule.domain
+        for rule in agreement.released().values()
+        if isinstance(rule, Tokenize | DateShift) and rule.domain is not None
+    }
 
 
 def lint_agreements(agreements: Iterable[Agreement]) -> dict[str, list[Finding]]:
@@ -104,10 +244,8 @@ def lint_agreements(agreements: Iterable[Agreement]) -> dict[str, list[Finding]]
     result = {a.id: lint_agreement(a) for a in items}
     domains: dict[str, list[Agreement]] = defaultdict(list)
     for agreement in items:
-        for rule in agreement.released().values():
-            if isinstance(rule, Tokenize) and rule.domain is not None:
-                domains[rule.domain].append(agreement)
-                break
+        for domain in sorted(_domains(agreement)):
+            domains[domain].append(agreement)
     for domain, users in domains.items():
         party_sets = {frozenset(a.parties) for a in users}
         if len(party_sets) > 1:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .agreement import Agreement
 from .catalog import Column, Dataset
-from .errors import RequestError, UnknownFieldError
+from .errors import RequestError, UnknownFieldError, shown_name
 from .filters import Filter, parse_filters
 from .rules import DateShift, Rule, describe_rule
 
@@ -91,7 +91,8 @@ def parse_extract_request(body: Any, *, max_limit: int) -> ExtractRequest:
     unknown = sorted(str(k)[:32] for k in body if k not in _REQUEST_KEYS)
     if unknown:
         raise RequestError(
-            f"unknown request key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(_REQUEST_KEYS))})"
+            f"unknown request key(s) {', '.join(map(shown_name, unknown))} "
+            f"(allowed: {', '.join(sorted(_REQUEST_KEYS))})"
         )
     fields = body.get("fields")
     if fields is not None:
@@ -129,7 +130,7 @@ def plan_extract(
         for name in request.fields:
             if name not in released:
                 if dataset.column(name) is None:
-                    raise UnknownFieldError(f"unknown field {name[:64]!r} in dataset {dataset.name!r}")
+                    raise UnknownFieldError(f"unknown field {shown_name(name)} in dataset {dataset.name!r}")
                 raise UnknownFieldError(f"field {name!r} is not released by agreement {agreement.id!r}")
             names.append(name)
 

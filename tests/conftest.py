@@ -11,8 +11,15 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from policies import Agreement, Catalog, parse_agreement, parse_catalog
+
+# In CI the property tests draw the same examples every run (CI=true): time and outcome never depend on the draw.
+# Locally they explore new examples each run.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 POSTGRES_ENV = "DXG_TEST_POSTGRES_URL"
 TODAY = dt.date(2026, 11, 28)

@@ -24,7 +24,7 @@ from .dates import DateShiftOp, SubjectOffsets, as_date
 from .errors import PlanCompileError, TransformError, ValueTransformError
 from .generalize import AgeBandOp, BucketOp, DateTruncOp, PrefixOp, age_in_years
 from .mask import MaskOp, mask_text
-from .operators import RedactOp, Redactor, SubjectOperator, ValueOperator
+from .operators import ContextRedactOp, RedactOp, Redactor, RowOperator, SubjectOperator, ValueOperator
 from .redact_basic import SUPPORTED_ENTITIES, BasicRedactor
 from .rounding import RoundOp
 from .serialize import FORMULA_PREFIXES, CsvWriter, NdjsonWriter, neutralize_formula, writer_for
@@ -37,6 +37,7 @@ __all__ = [
     "BasicRedactor",
     "BucketOp",
     "CompiledPlan",
+    "ContextRedactOp",
     "CsvWriter",
     "DateShiftOp",
     "DateTruncOp",
@@ -53,6 +54,7 @@ __all__ = [
     "Redactor",
     "RedactorFactory",
     "RoundOp",
+    "RowOperator",
     "SubjectOffsets",
     "SubjectOperator",
     "TokenizeOp",

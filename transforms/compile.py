@@ -23,7 +23,7 @@ the column and the operator, never the value, and ``from None`` (see ``transform
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, Protocol
 
 from policies.catalog import Column, ColumnType, Dataset
@@ -46,7 +46,7 @@ from .dates import DateShiftOp, SubjectOffsets
 from .errors import PlanCompileError, ValueTransformError
 from .generalize import AgeBandOp, BucketOp, DateTruncOp, PrefixOp
 from .mask import MaskOp
-from .operators import RedactOp, Redactor, SubjectOperator, ValueOperator
+from .operators import ContextRedactOp, RedactOp, Redactor, RowOperator, SubjectOperator, ValueOperator
 from .redact_basic import BasicRedactor
 from .rounding import RoundOp
 from .tokenize import HmacSha256, TokenizeOp
@@ -59,13 +59,20 @@ __all__ = [
     "KeySource",
     "PlanSpec",
     "RedactorFactory",
+    "RowScanner",
     "compile_fields",
     "compile_plan",
 ]
 
-FieldOperator = ValueOperator | SubjectOperator
+FieldOperator = ValueOperator | SubjectOperator | RowOperator
 RedactorFactory = Callable[[Redact], Redactor]
 _Row = tuple[Any, ...]
+
+
+class RowScanner(Protocol):
+    """Checks transformed rows before they are serialized (``transforms.egress.EgressScanner``)."""
+
+    def scan(self, rows: list[_Row]) -> list[_Row]: ...
 
 
 class KeySource(Protocol):
@@ -133,7 +140,12 @@ class _Keys:
 
 
 def _build(
-    rule: Rule, column: Column, keys: _Keys, reference_date: dt.date, redactor_factory: RedactorFactory
+    rule: Rule,
+    column: Column,
+    keys: _Keys,
+    reference_date: dt.date,
+    redactor_factory: RedactorFactory,
+    context_index: Mapping[str, int] | None = None,
 ) -> FieldOperator | None:
     """The operator of one field; ``None`` for ``keep`` (compiled as plain indexing)."""
     if isinstance(rule, Keep):
@@ -155,7 +167,19 @@ def _build(
     if isinstance(rule, Round):
         return RoundOp(rule.base)
     if isinstance(rule, Redact):
-        return RedactOp(redactor_factory(rule), rule.entities)
+        redactor = redactor_factory(rule)
+        wanted: tuple[str, ...] = tuple(getattr(redactor, "context_columns", ()))
+        if not wanted:
+            return RedactOp(redactor, rule.entities)
+        # Fail closed: a context-aware redactor without its row values would miss the record's own people.
+        missing = [name for name in wanted if context_index is None or name not in context_index]
+        if missing:
+            raise PlanCompileError(
+                f"column {column.name!r}: redaction needs the row's {', '.join(missing)}, which the plan does not fetch"
+            )
+        assert context_index is not None
+        pairs = tuple((name, _index(context_index[name], "a context index")) for name in wanted)
+        return ContextRedactOp(redactor, rule.entities, pairs)
     if isinstance(rule, Drop):
         raise PlanCompileError(f"column {column.name!r} is dropped and cannot be an output")
     raise PlanCompileError(f"column {column.name!r}: unsupported rule {type(rule).__name__}")
@@ -169,24 +193,55 @@ def _index(value: object, what: str) -> int:
 
 
 def _generate(plan: Sequence[tuple[int, FieldOperator | None]]) -> tuple[str, dict[str, Any]]:
-    """Source of ``_row``/``_rows`` and the namespace it runs in. ``plan`` is (source index, operator) by position."""
-    namespace: dict[str, Any] = {"__builtins__": {}}
+    """Source of ``_row``/``_rows`` and the namespace it runs in. ``plan`` is (source index, operator) by position.
+
+    An operator with ``batch_fn`` (free-text redaction: one regex and automaton pass per batch instead of per row)
+    computes its whole column first in ``_rows``, and the comprehension zips it in; ``_row`` still calls ``fn``.
+    """
+    namespace: dict[str, Any] = {"__builtins__": {}, "_zip": zip}
     exprs: list[str] = []
+    batch_exprs: list[str] = []
     params: list[str] = []
+    batch_params: list[str] = []
+    batched: list[int] = []
     for position, (index, op) in enumerate(plan):
         i = _index(index, "a source index")
         k = _index(position, "a field position")
         if op is None:
             exprs.append(f"r[{i}]")
+            batch_exprs.append(f"r[{i}]")
             continue
         namespace[f"_f{k}"] = op.fn
         params.append(f"_f{k}=_f{k}")
-        exprs.append(f"_f{k}(r[{i}], r[0])" if op.takes_subject else f"_f{k}(r[{i}])")
+        second = ", r" if op.takes_row else ", r[0]" if op.takes_subject else ""
+        expr = f"_f{k}(r[{i}]{second})"
+        exprs.append(expr)
+        batch_fn = getattr(op, "batch_fn", None)
+        if batch_fn is None:
+            batch_params.append(f"_f{k}=_f{k}")
+            batch_exprs.append(expr)
+            continue
+        namespace[f"_b{k}"] = batch_fn
+        batch_params.append(f"_b{k}=_b{k}")
+        batched.append(k)
+        batch_exprs.append(f"_v{k}")
     row = "(" + "".join(e + ", " for e in exprs).rstrip(" ") + ")"
+    batch_row = "(" + "".join(e + ", " for e in batch_exprs).rstrip(" ") + ")"
     defaults = "".join(", " + p for p in params)
-    source = (
-        f"def _row(r{defaults}):\n    return {row}\ndef _rows(batch{defaults}):\n    return [{row} for r in batch]\n"
-    )
+    batch_defaults = "".join(", " + p for p in batch_params)
+    if batched:
+        # _c3 = _b3(batch, 13) ...; return [(..., _v3, ...) for r, _v3 in _zip(batch, _c3)]
+        index_of = {k: _index(plan[k][0], "a source index") for k in batched}
+        precompute = "".join(f"_c{k} = _b{k}(batch, {index_of[k]})\n    " for k in batched)
+        values = ", ".join(f"_v{k}" for k in batched)
+        columns = ", ".join(f"_c{k}" for k in batched)
+        rows = (
+            f"def _rows(batch{batch_defaults}, _zip=_zip):\n"
+            f"    {precompute}return [{batch_row} for r, {values} in _zip(batch, {columns})]\n"
+        )
+    else:
+        rows = f"def _rows(batch{batch_defaults}):\n    return [{batch_row} for r in batch]\n"
+    source = f"def _row(r{defaults}):\n    return {row}\n{rows}"
     return source, namespace
 
 
@@ -196,7 +251,17 @@ class CompiledPlan:
     ``row(r)`` transforms one fetched row (a tuple in projection order); ``rows(batch)`` a sequence of them.
     """
 
-    __slots__ = ("_fields", "_row", "_rows", "_width", "columns", "operators", "source", "unhandled_entities")
+    __slots__ = (
+        "_egress",
+        "_fields",
+        "_row",
+        "_rows",
+        "_width",
+        "columns",
+        "operators",
+        "source",
+        "unhandled_entities",
+    )
 
     columns: tuple[str, ...]
     operators: tuple[FieldOperator | None, ...]
@@ -206,8 +271,11 @@ class CompiledPlan:
     _width: int
     _row: Callable[[_Row], _Row]
     _rows: Callable[[Sequence[_Row]], list[_Row]]
+    _egress: RowScanner | None
 
-    def __init__(self, fields: Sequence[tuple[str, int, FieldOperator | None]]) -> None:
+    def __init__(
+        self, fields: Sequence[tuple[str, int, FieldOperator | None]], egress: RowScanner | None = None
+    ) -> None:
         names = [name for name, _, _ in fields]
         if len(set(names)) != len(names):
             raise PlanCompileError("output column names are not unique")
@@ -215,7 +283,7 @@ class CompiledPlan:
         exec(compile(source, "<compiled plan>", "exec"), namespace)  # noqa: S102 - see the module docstring
         unhandled: dict[str, None] = {}
         for _, _, op in fields:
-            if isinstance(op, RedactOp):
+            if isinstance(op, RedactOp | ContextRedactOp):
                 unhandled.update(dict.fromkeys(getattr(op.redactor, "unhandled", ())))
         init = object.__setattr__
         init(self, "columns", tuple(names))
@@ -226,12 +294,15 @@ class CompiledPlan:
         init(self, "_width", max([index + 1 for _, index, _ in fields], default=1))
         init(self, "_row", namespace["_row"])
         init(self, "_rows", namespace["_rows"])
+        init(self, "_egress", egress)
 
     def row(self, r: _Row) -> _Row:
         try:
             out: _Row = self._row(r)
         except Exception as exc:
             self._explain((r,), exc, single=True)
+        if self._egress is not None:  # outside the try: its own errors (a blocked release) pass through as they are
+            return self._egress.scan([out])[0]
         return out
 
     def rows(self, batch: Sequence[_Row]) -> list[_Row]:
@@ -239,6 +310,8 @@ class CompiledPlan:
             out: list[_Row] = self._rows(batch)
         except Exception as exc:
             self._explain(batch, exc, single=False)
+        if self._egress is not None:
+            return self._egress.scan(out)
         return out
 
     def _explain(self, batch: Sequence[_Row], exc: Exception, *, single: bool) -> NoReturn:
@@ -253,7 +326,10 @@ class CompiledPlan:
                 if op is None:
                     continue
                 try:
-                    op.fn(r[index], r[0]) if isinstance(op, SubjectOperator) else op.fn(r[index])
+                    if isinstance(op, RowOperator):
+                        op.fn(r[index], r)
+                    else:
+                        op.fn(r[index], r[0]) if isinstance(op, SubjectOperator) else op.fn(r[index])
                 except Exception as failure:
                     raise ValueTransformError(
                         f"cannot transform the value ({type(failure).__name__})",
@@ -279,11 +355,15 @@ def compile_fields(
     subject_format: str | None = None,
     projection_width: int | None = None,
     redactor_factory: RedactorFactory | None = None,
+    context_index: Mapping[str, int] | None = None,
+    egress: RowScanner | None = None,
 ) -> CompiledPlan:
     """Compile output fields read from rows whose index 0 is the subject key.
 
     ``subject_format`` is the catalog format of the subject key (it normalizes the id that date shifts hash);
-    ``projection_width``, when given, bounds the source indices.
+    ``projection_width``, when given, bounds the source indices; ``context_index`` maps fetched column names to
+    their row index, for redactors that declare ``context_columns`` (the row values they look for in the text);
+    ``egress`` checks every transformed batch before ``rows``/``row`` return it.
     """
     ctx = _Keys(keys, subject_format)
     if redactor_factory is None:
@@ -298,15 +378,21 @@ def compile_fields(
         if projection_width is not None and index >= projection_width:
             raise PlanCompileError(f"the source index of {field.name!r} is outside the projection")
         try:
-            op = _build(field.rule, field.column, ctx, reference_date, redactor_factory)
+            op = _build(field.rule, field.column, ctx, reference_date, redactor_factory, context_index)
         except (ValueError, TypeError) as exc:
             raise PlanCompileError(f"column {field.name!r}: {exc}") from None
         fields.append((field.name, index, op))
-    return CompiledPlan(fields)
+    return CompiledPlan(fields, egress)
 
 
-def compile_plan(plan: PlanSpec, keys: KeySource, *, redactor_factory: RedactorFactory | None = None) -> CompiledPlan:
-    """Compile ``plan`` (a ``policies.plan.ReleasePlan``) with key bytes from ``keys``."""
+def compile_plan(
+    plan: PlanSpec,
+    keys: KeySource,
+    *,
+    redactor_factory: RedactorFactory | None = None,
+    egress: RowScanner | None = None,
+) -> CompiledPlan:
+    """Compile ``plan`` (a ``policies.plan.ReleasePlan``) with key bytes from ``keys``; ``egress`` scans the output."""
     if not plan.projection:
         raise PlanCompileError("the plan fetches no column (index 0 must be the subject key)")
     subject = plan.dataset.column(plan.projection[0])
@@ -317,4 +403,6 @@ def compile_plan(plan: PlanSpec, keys: KeySource, *, redactor_factory: RedactorF
         subject_format=subject.format if subject is not None else None,
         projection_width=len(plan.projection),
         redactor_factory=redactor_factory,
+        context_index={name: index for index, name in enumerate(plan.projection)},
+        egress=egress,
     )

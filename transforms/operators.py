@@ -11,13 +11,15 @@ operators keep no raw key, only the HMAC state derived from it, and never print 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 __all__ = [
     "MEMO_LIMIT",
+    "ContextRedactOp",
     "RedactOp",
     "Redactor",
+    "RowOperator",
     "SubjectOperator",
     "ValueOperator",
     "memoized",
@@ -35,6 +37,8 @@ class _Operator:
     name: ClassVar[str] = "operator"
     #: True when ``fn`` takes ``(value, subject)``: date shifts derive their offset from the subject key
     takes_subject: ClassVar[bool] = False
+    #: True when ``fn`` takes ``(value, row)``: context-aware redaction reads the row's identifier columns
+    takes_row: ClassVar[bool] = False
 
     def params(self) -> dict[str, object]:
         """Public parameters, for ``repr`` and descriptions. Never key material."""
@@ -101,6 +105,74 @@ class Redactor(Protocol):
     """
 
     def redact(self, text: str, subject_context: Mapping[str, str] | None) -> str: ...
+
+
+class RowOperator(_Operator):
+    """An operator that also reads other columns of the fetched row: ``fn(value, row) -> value``.
+
+    Used by context-aware redaction: a note is redacted with the names and numbers of its own row, which the plan
+    fetches for that purpose even when it does not release them.
+    """
+
+    __slots__ = ("fn",)
+    takes_row: ClassVar[bool] = True
+    fn: Callable[[Any, Any], Any]
+
+    def __call__(self, value: Any, row: Any) -> Any:
+        return self.fn(value, row)
+
+
+class ContextRedactOp(RowOperator):
+    """Free-text redaction with the row's own values: ``redact(text, {column: row[index], ...})``.
+
+    ``batch_fn(batch, index)`` redacts column ``index`` of a whole batch at once through the redactor's
+    ``redact_many`` when it has one (the compiled plan's ``rows`` uses it; ``row`` uses ``fn``).
+    """
+
+    __slots__ = ("batch_fn", "context", "entities", "redactor")
+    name = "redact"
+
+    def __init__(self, redactor: Redactor, entities: tuple[str, ...], context: tuple[tuple[str, int], ...]) -> None:
+        self.redactor = redactor
+        self.entities = entities
+        self.context = context
+        redact = redactor.redact
+
+        def fn(value: Any, row: Any) -> Any:
+            if value is None:
+                return None
+            text = value if value.__class__ is str else str(value)
+            if not text:
+                return text
+            return redact(text, {name: row[i] for name, i in context})
+
+        self.fn = fn
+        redact_many: Callable[[Sequence[str], Sequence[Mapping[str, Any]]], list[str]] | None = getattr(
+            redactor, "redact_many", None
+        )
+        if redact_many is None:
+            self.batch_fn: Callable[[Any, int], list[Any]] | None = None
+            return
+
+        def batch_fn(batch: Any, index: int) -> list[Any]:
+            out = [r[index] for r in batch]
+            todo = [n for n, value in enumerate(out) if value]  # None and "" stay as they are
+            if not todo:
+                return out
+            texts = [out[n] if out[n].__class__ is str else str(out[n]) for n in todo]
+            contexts = [{name: batch[n][i] for name, i in context} for n in todo]
+            for n, text in zip(todo, redact_many(texts, contexts), strict=True):
+                out[n] = text
+            return out
+
+        self.batch_fn = batch_fn
+
+    def params(self) -> dict[str, object]:
+        return {
+            "entities": self.entities,
+            "redactor": type(self.redactor).__name__,
+            "context": tuple(name for name, _ in self.context),
+        }
 
 
 class RedactOp(ValueOperator):

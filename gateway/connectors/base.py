@@ -7,11 +7,12 @@ in projection order (subject key first). It never decides what may be released: 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from policies import ReleasePlan
+from transforms.aggregate import AggregatePlan
 
-__all__ = ["Connector", "RowBatches"]
+__all__ = ["AggregatingConnector", "Connector", "RowBatches"]
 
 Row = tuple[Any, ...]
 RowBatches = Iterator[list[Row]]
@@ -28,3 +29,13 @@ class Connector(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AggregatingConnector(Protocol):
+    """Optional: a connector that can run an aggregate's GROUP BY in the registry (see ``sql_aggregate``)."""
+
+    def aggregate(self, plan: AggregatePlan) -> list[Row] | None:
+        """Rows of (dimension labels..., count, then SUM and COUNT per value column), or ``None`` when a dimension's
+        generalization cannot be expressed in the registry's SQL (the gateway then groups rows itself)."""
+        ...

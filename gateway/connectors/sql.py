@@ -16,9 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from policies import ColumnType, Filter, ReleasePlan
+from transforms.aggregate import AggregatePlan
 
 from ..errors import RegistryTimeoutError, RegistryUnavailableError
 from .base import Row
+from .sql_aggregate import run_aggregate
 
 __all__ = ["SqlConnector"]
 
@@ -119,6 +121,10 @@ class SqlConnector:
             conn.close()
             raise RegistryUnavailableError("the registry query failed") from exc
         return _batches(conn, result, batch_rows)
+
+    def aggregate(self, plan: AggregatePlan) -> list[Row] | None:
+        """GROUP BY in the registry over the same scoped query as ``stream``; ``None`` when not expressible."""
+        return run_aggregate(self._engine, self.build_query(plan.release), plan)
 
     def ping(self) -> None:
         try:

@@ -15,11 +15,13 @@ from importlib import resources
 from pathlib import Path
 
 from keys import KeyRing, ensure_master_key, load_or_create_signing_key
+from policies import load_catalog
 
 from ..auth import PrincipalStore
 from ..db import create_gateway_engine, init_schema
 from ..keystore import SqlKeyStore
-from ..settings import CONFIG_NAME
+from ..settings import CONFIG_NAME, load_settings
+from .agreements import install_demo_agreements
 
 __all__ = ["DEMO_PRINCIPALS", "DemoDeployment", "build_demo", "write_log_public_key"]
 
@@ -55,6 +57,8 @@ class DemoDeployment:
     config_path: Path
     credentials_path: Path
     created: tuple[str, ...]
+    #: agreement files that could not be put in force (e.g. edited without a new version)
+    problems: tuple[str, ...] = ()
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -131,6 +135,12 @@ def build_demo(
         if not log_pub.exists():
             write_log_public_key(ring, log_pub)
             created.append("log.pub")
+        # Agreements are in force only once applied and approved (four eyes), as in any deployment.
+        installed = install_demo_agreements(
+            engine, ring, load_catalog(catalog), agreements, log_origin=load_settings(config).log_origin
+        )
+        if installed.approved:
+            created.append(f"agreements approved in the database: {', '.join(installed.approved)}")
     finally:
         engine.dispose()
-    return DemoDeployment(directory, config, directory / "credentials.json", tuple(created))
+    return DemoDeployment(directory, config, directory / "credentials.json", tuple(created), tuple(installed.problems))

@@ -11,7 +11,9 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from policies import Agreement
+from policies.errors import shown_name
 
+from ..agreements_store import inactive_agreement
 from ..auth import Principal
 from ..errors import (
     AuthError,
@@ -81,13 +83,35 @@ def require_role(principal: Principal, *roles: str) -> None:
 def resolve_agreement(found: Services, principal: Principal, agreement_id: str) -> Agreement:
     agreement = found.agreements.get(agreement_id)
     if agreement is None:
-        raise NotFoundError(f"there is no agreement with id {agreement_id[:64]!r}; GET /v1/agreements lists yours")
+        # A suspended, revoked or expired agreement is named as such to its parties (to others it does not exist).
+        inactive = inactive_agreement(found.agreements, agreement_id)
+        if inactive is not None and principal.name in inactive.parties:
+            raise ForbiddenError(
+                f"agreement {agreement_id!r} is {inactive.state}; nothing can be released under it",
+                code=f"agreement-{inactive.state}",
+            )
+        raise NotFoundError(f"there is no agreement with id {shown_name(agreement_id)}; GET /v1/agreements lists yours")
     if not agreement.is_party(principal.name):
         raise ForbiddenError(f"you are not a party to agreement {agreement.id!r}", code="not-a-party")
     problem = agreement.validity_problem(found.today())
     if problem is not None:
         raise ForbiddenError(problem, code="agreement-not-valid")
     return agreement
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of repeated keys; a proxy or an audit tool reading the first would see another
+    # request than the one the gateway runs, so a repeated key is an error.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -121,7 +145,9 @@ async def read_json(request: Request, limit: int) -> Any:
     if not body.strip():
         return None
     try:
-        value = json.loads(body)
+        value = json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKeyError as exc:
+        raise MalformedRequestError("the request body repeats a key in one object; send each key once") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedRequestError("the request body is not valid JSON") from exc
     except RecursionError as exc:

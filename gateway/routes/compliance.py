@@ -20,6 +20,8 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from policies.errors import shown_name
+
 from ..auth import Principal
 from ..disclosure_log import SqlDisclosureLog
 from ..errors import AuditUnavailableError, NotFoundError, ValidationError
@@ -39,8 +41,23 @@ __all__ = [
 
 _STATUSES = frozenset({"started", "completed", "aborted", "failed"})
 _MAX_PAGE = 1000
-_CSV_COLUMNS = ("id", "started_at", "finished_at", "status", "operation", "recipient", "purpose", "agreement_id",
-                "agreement_version", "approved_by", "legal_basis", "fields", "rows", "bytes", "sha256")
+_CSV_COLUMNS = (
+    "id",
+    "started_at",
+    "finished_at",
+    "status",
+    "operation",
+    "recipient",
+    "purpose",
+    "agreement_id",
+    "agreement_version",
+    "approved_by",
+    "legal_basis",
+    "fields",
+    "rows",
+    "bytes",
+    "sha256",
+)
 
 
 def reader(found: Services) -> LogReader:
@@ -89,7 +106,9 @@ def _query(request: Request, principal: Principal, *, page: int | None = None) -
     allowed = {"agreement", "principal", "purpose", "status", "since", "until", "cursor", "limit", "format"}
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ValidationError(f"unknown query parameter {unknown[0][:32]!r} (allowed: {', '.join(sorted(allowed))})")
+        raise ValidationError(
+            f"unknown query parameter {shown_name(unknown[0])} (allowed: {', '.join(sorted(allowed))})"
+        )
     status = params.get("status")
     if status is not None and status not in _STATUSES:
         raise ValidationError(f"status must be one of {', '.join(sorted(_STATUSES))}")
@@ -107,8 +126,14 @@ def _query(request: Request, principal: Principal, *, page: int | None = None) -
     if since and until and since >= until:
         raise ValidationError("since must be before until")
     return DisclosureQuery(
-        agreement=params.get("agreement"), principal=who, purpose=params.get("purpose"), status=status,
-        since=since, until=until, before_seq=_cursor(params.get("cursor")), limit=limit,
+        agreement=params.get("agreement"),
+        principal=who,
+        purpose=params.get("purpose"),
+        status=status,
+        since=since,
+        until=until,
+        before_seq=_cursor(params.get("cursor")),
+        limit=limit,
     )
 
 
@@ -125,9 +150,23 @@ async def list_disclosures(request: Request) -> Response:
 def _csv_line(item: dict[str, Any]) -> bytes:
     buffer = io.StringIO()
     fields = ";".join(f"{f['name']}:{f['op']}" for f in item["description"]["fields"])
-    values = [item["id"], item["started_at"], item["finished_at"], item["status"], item["operation"],
-              item["recipient"], item["purpose"], item["agreement"]["id"], item["agreement"]["version"],
-              item["approved_by"], item["legal_basis"], fields, item["rows"], item["bytes"], item["sha256"]]
+    values = [
+        item["id"],
+        item["started_at"],
+        item["finished_at"],
+        item["status"],
+        item["operation"],
+        item["recipient"],
+        item["purpose"],
+        item["agreement"]["id"],
+        item["agreement"]["version"],
+        item["approved_by"],
+        item["legal_basis"],
+        fields,
+        item["rows"],
+        item["bytes"],
+        item["sha256"],
+    ]
     # Formula-injection guard, as for extracts: legal bases and names are free text written by people.
     cells = ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v for v in values]
     csv.writer(buffer, lineterminator="\r\n").writerow(cells)
@@ -160,8 +199,9 @@ async def export_disclosures(request: Request) -> Response:
                 yield b"".join(json.dumps(i, ensure_ascii=False).encode() + b"\n" for i in items)
 
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    return StreamingResponse(body(), media_type=media,
-                             headers={"Content-Disposition": f'attachment; filename="disclosures.{fmt}"'})
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="disclosures.{fmt}"'}
+    )
 
 
 async def _own_disclosure(request: Request) -> tuple[Principal, Any]:
@@ -222,6 +262,21 @@ async def subject_disclosures(request: Request) -> Response:
     for row in rows:
         item = disclosure_json(row)
         # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
-        items.append({k: item[k] for k in ("id", "started_at", "recipient", "purpose", "legal_basis", "agreement",
-                                           "approved_by", "description", "operation", "status")})
+        items.append(
+            {
+                k: item[k]
+                for k in (
+                    "id",
+                    "started_at",
+                    "recipient",
+                    "purpose",
+                    "legal_basis",
+                    "agreement",
+                    "approved_by",
+                    "description",
+                    "operation",
+                    "status",
+                )
+            }
+        )
     return JSONResponse({"disclosures": items, "count": len(items)})

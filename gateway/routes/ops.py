@@ -30,7 +30,11 @@ async def readyz(request: Request) -> Response:
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ready", "checks": checks})
     return problem_response(
-        503, "not-ready", "Not ready", "a dependency is unavailable", request_id=request_id(request),
+        503,
+        "not-ready",
+        "Not ready",
+        "a dependency is unavailable",
+        request_id=request_id(request),
         extra={"checks": checks},
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -18,19 +18,32 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from policies import Agreement, ColumnClass, Filter, ReleasePlan
-from transforms import CompiledPlan, CsvWriter, NdjsonWriter, compile_plan
+from transforms import CompiledPlan, CsvWriter, HmacSha256, NdjsonWriter, compile_plan
+from transforms.egress import EgressBlocked
+from transforms.redaction import DeferredNames
+from transforms.risk import KAnonymityRelease
 
 from ..auth import Principal
 from ..disclosure_log import DisclosureStart
-from ..errors import GatewayError, NotFoundError, NotImplementedByGatewayError, RegistryUnavailableError
+from ..errors import (
+    EgressBlockedError,
+    GatewayError,
+    NotFoundError,
+    NotImplementedByGatewayError,
+    RegistryUnavailableError,
+    ValidationError,
+)
 from ..keysource import AgreementKeySource
 from ..logconfig import get_logger
+from ..quotas import apply_quotas, watch_volume
 from ..services import Services
 from .common import new_id, request_id, set_state
 
 __all__ = ["MEDIA_TYPES", "NOT_FOUND_DETAIL", "DuplicateSubjectError", "SingleRender", "plan_for_log", "release"]
 
 _log = get_logger("gateway.release")
+#: rows rendered and indexed together per streaming step (a few MB of output at most)
+GROUP_ROWS = 16_000
 MEDIA_TYPES = {"ndjson": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 Row = tuple[Any, ...]
 #: Single mode: given the compiled plan, a function from the one fetched row (None: no row) to the response body, or
@@ -65,13 +78,47 @@ def plan_for_log(plan: ReleasePlan, filter_key: bytes, claims: Sequence[Filter] 
     return described
 
 
-def check_controls(agreement: Agreement) -> None:
-    if agreement.k_anonymity is not None:
-        # Fail closed: releasing without a control the approver relied on would break the agreement.
-        raise NotImplementedByGatewayError(
-            f"agreement {agreement.id!r} requires k-anonymity, which this gateway version does not enforce yet; "
-            "nothing was released"
-        )
+class KAnonymityRefusedError(ValidationError):
+    code = "k-anonymity-suppression-exceeded"
+
+
+def k_anonymity_for(found: Services, agreement: Agreement, plan: ReleasePlan) -> KAnonymityRelease | None:
+    """The agreement's k-anonymity (and l-diversity) over the whole scoped result, or None when it declares none.
+
+    Classes are always formed over ALL the declared quasi-identifiers, whichever fields the request asks for: two
+    extracts of different fields share the subject token, so they could be joined back into the full combination.
+    """
+    if agreement.k_anonymity is None:
+        return None
+    keys = AgreementKeySource(found.keyring, agreement.id)
+    return KAnonymityRelease(plan, agreement.k_anonymity, agreement.released(), keys)
+
+
+def disclosure_start(
+    request: Request,
+    found: Services,
+    principal: Principal,
+    agreement: Agreement,
+    disclosure_id: str,
+    *,
+    operation: str,
+    plan: Mapping[str, Any],
+) -> DisclosureStart:
+    """The write-ahead entry of a disclosure under ``agreement``: who, which version and approval, why, what."""
+    return DisclosureStart(
+        disclosure_id=disclosure_id,
+        request_id=request_id(request),
+        principal=principal.name,
+        agreement_id=agreement.id,
+        agreement_version=agreement.version,
+        agreement_digest=agreement.digest,
+        approved_by=agreement.approved_by,
+        legal_basis=agreement.legal_basis,
+        purpose=agreement.purpose,
+        operation=operation,
+        plan=plan,
+        started_at=found.clock(),
+    )
 
 
 async def release(
@@ -94,8 +141,22 @@ async def release(
     released); no row, or a body of None, is a 404 whose entry is still finalized ``completed`` with 0 rows, so
     compliance sees lookups that found nothing. ``claims`` are only recorded in the log (see ``plan_for_log``).
     """
-    check_controls(agreement)
-    compiled = compile_plan(plan, AgreementKeySource(found.keyring, agreement.id))
+    # Quotas first: a refused request (429) writes no log entry and releases nothing; the limit is capped to the
+    # rows left today.
+    plan = await apply_quotas(found, agreement, plan, single=single is not None)
+    keysource = AgreementKeySource(found.keyring, agreement.id)
+    # Free-text redaction and the egress scan: the registry's names (cached), the row's context columns added to
+    # what is fetched (not to what is released or logged), the agreement's egress rule.
+    redaction = found.redaction
+    # The registry's names are read only after the write-ahead entry (in open_stream): compiling needs only a handle.
+    names = DeferredNames() if redaction.needs_names(agreement, plan) else None
+    prepared = redaction.prepare(
+        agreement, plan, names=names, token_key=lambda: HmacSha256(keysource.tokenize_key(None))
+    )
+    egress = prepared.egress
+    plan = prepared.plan
+    kanon = k_anonymity_for(found, agreement, plan)
+    compiled = compile_plan(plan, keysource, redactor_factory=prepared.redactor_factory, egress=egress)
     if compiled.unhandled_entities:
         # Fail closed: a redaction the agreement asks for but no detector here performs would leak those entities.
         raise NotImplementedByGatewayError(
@@ -117,19 +178,14 @@ async def release(
     subject_key = found.keyring.derive("log:subject-index", "subjects").reveal()
     filter_key = found.keyring.derive("log:subject-index", "filter-values").reveal()
     disclosure_id = new_id()
-    start = DisclosureStart(
-        disclosure_id=disclosure_id,
-        request_id=request_id(request),
-        principal=principal.name,
-        agreement_id=agreement.id,
-        agreement_version=agreement.version,
-        agreement_digest=agreement.digest,
-        approved_by=agreement.approved_by,
-        legal_basis=agreement.legal_basis,
-        purpose=agreement.purpose,
+    start = disclosure_start(
+        request,
+        found,
+        principal,
+        agreement,
+        disclosure_id,
         operation=operation,
         plan=plan_for_log(plan, filter_key, claims),
-        started_at=found.clock(),
     )
     log = found.log
     # Write-ahead: durable before the registry is queried and before any byte can leave.
@@ -137,11 +193,35 @@ async def release(
     set_state(request, disclosure_id=disclosure_id)
     batch_rows = found.batch_rows
 
+    subject_mac = HmacSha256(subject_key).digest  # pads absorbed once: ~2x cheaper per subject than hmac.new
+
     def subjects_of(batch: list[Row]) -> list[bytes]:
-        return [hmac.new(subject_key, str(r[0]).encode(), hashlib.sha256).digest()[:16] for r in batch]
+        return [subject_mac(str(r[0]).encode())[:16] for r in batch]
+
+    def details() -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        if kanon is not None and kanon.verdict is not None:
+            out["k_anonymity"] = kanon.details()
+        if egress.counts:  # compliance alerts: entity, column and count, never a value
+            out["egress_findings"] = egress.alerts()
+        return out or None
 
     def open_stream() -> tuple[Iterator[list[Row]], list[Row] | None]:
-        batches = found.connector.stream(plan, batch_rows=batch_rows)
+        if names is not None:
+            names.set(redaction.names(found.catalog, found.connector, plan.dataset.name))
+        if kanon is None:
+            batches = found.connector.stream(plan, batch_rows=batch_rows)
+        else:
+            # Two passes over the full scoped result (limit applied after): count the classes, then release.
+            verdict = kanon.count(found.connector.stream(kanon.plan, batch_rows=batch_rows))
+            if verdict.refused:
+                raise KAnonymityRefusedError(
+                    f"under this agreement's k-anonymity (k={verdict.k}"
+                    + (f", l={verdict.l_diversity}" if verdict.l_diversity else "")
+                    + f") more than {verdict.max_suppression:.0%} of the records asked for would be withheld, so "
+                    "nothing was released; widen the filters (small groups are what k-anonymity withholds)"
+                )
+            batches = kanon.release(found.connector.stream(kanon.plan, batch_rows=batch_rows))
         if single is None:
             return batches, next(batches, None)
         rows: list[Row] = []
@@ -159,17 +239,47 @@ async def release(
                 close_batches()
         return iter(()), rows
 
+    def prepare(batch: list[Row]) -> bytes:
+        # Rendered (transformed, egress-scanned) first, then the subject index is written, and only then can the
+        # batch leave: an accounting of disclosures never misses a child whose data was sent, even if the process
+        # dies right after, and a batch the egress scan blocks indexes no one.
+        chunk = render_checked(batch)
+        log.index_subjects(start_seq, subjects_of(batch))
+        return chunk
+
+    def render_checked(batch: list[Row]) -> bytes:
+        try:
+            return render(batch)
+        except EgressBlocked as exc:
+            raise EgressBlockedError(
+                f"{exc}; under agreement {agreement.id!r} (egress.on_finding: block) nothing more is released. "
+                "Exempt the column in egress.exempt if it is released on purpose, or redact it",
+                headers={"X-Disclosure-Id": disclosure_id},
+            ) from None
+
     single_body: bytes | None = None
+    first_chunk: bytes | None = None
     try:
         batches, first = await anyio.to_thread.run_sync(open_stream)
         if single is not None:
             # Rendered before the response starts: the body depends on nothing but the row (or its absence).
-            single_body = await anyio.to_thread.run_sync(single(compiled), first[0] if first else None)
+            try:
+                single_body = await anyio.to_thread.run_sync(single(compiled), first[0] if first else None)
+            except EgressBlocked as exc:
+                raise EgressBlockedError(
+                    f"{exc}; nothing was released under agreement {agreement.id!r}",
+                    headers={"X-Disclosure-Id": disclosure_id},
+                ) from None
+        elif first is not None:
+            # The first batch is rendered before the response starts, so an egress block on it is a clean 409.
+            first_chunk = await anyio.to_thread.run_sync(prepare, first)
     except Exception as exc:
         code = exc.code if isinstance(exc, GatewayError) else "internal-error"
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(
-                lambda: log.finish(disclosure_id, status="failed", rows=0, nbytes=0, sha256=None, error=code)
+                lambda: log.finish(
+                    disclosure_id, status="failed", rows=0, nbytes=0, sha256=None, error=code, details=details()
+                )
             )
         raise
     headers = {"X-Disclosure-Id": disclosure_id, "Cache-Control": "no-store"}
@@ -186,21 +296,27 @@ async def release(
             raise NotFoundError(NOT_FOUND_DETAIL, headers=headers)
         body = single_body
         first = first or []  # no row but a body (verify: no match): nothing to index, the body still leaves
+        head = tail = b""  # the body is the whole response
 
         def render(_batch: list[Row]) -> bytes:
             return body
 
-    def prepare(batch: list[Row]) -> bytes:
-        # The subject index is written before the batch can leave, so an accounting of disclosures never misses a
-        # child whose data was sent, even if the process dies right after.
-        log.index_subjects(start_seq, subjects_of(batch))
-        return render(batch)
-
     def step() -> tuple[int, bytes] | None:
-        batch = next(batches, None)
-        if batch is None:
+        # Several fetched batches per step: one subject-index commit (one fsync) per ~GROUP_ROWS rows instead of
+        # one per batch; the rows still leave only after their subjects are durable.
+        group: list[list[Row]] = []
+        count = 0
+        while count < GROUP_ROWS:
+            batch = next(batches, None)
+            if batch is None:
+                break
+            group.append(batch)
+            count += len(batch)
+        if not group:
             return None
-        return len(batch), prepare(batch)
+        chunks = [render_checked(batch) for batch in group]
+        log.index_subjects(start_seq, [h for batch in group for h in subjects_of(batch)])
+        return count, b"".join(chunks)
 
     async def body_iter() -> AsyncIterator[bytes]:
         digest = hashlib.sha256()
@@ -212,7 +328,7 @@ async def release(
                 nbytes += len(head)
                 yield head
             if first is not None:
-                chunk = await anyio.to_thread.run_sync(prepare, first)
+                chunk = first_chunk if first_chunk is not None else await anyio.to_thread.run_sync(prepare, first)
                 digest.update(chunk)
                 rows += len(first)
                 nbytes += len(chunk)
@@ -242,10 +358,17 @@ async def release(
                     await anyio.to_thread.run_sync(close)
                 await anyio.to_thread.run_sync(
                     lambda: log.finish(
-                        disclosure_id, status=status, rows=rows, nbytes=nbytes, sha256=digest.hexdigest(), error=error
+                        disclosure_id,
+                        status=status,
+                        rows=rows,
+                        nbytes=nbytes,
+                        sha256=digest.hexdigest(),
+                        error=error,
+                        details=details(),
                     )
                 )
                 set_state(request, rows=rows, bytes=nbytes, disclosure_status=status)
+                await watch_volume(found, agreement, disclosure_id=disclosure_id, operation=operation, rows=rows)
 
     return StreamingResponse(
         body_iter(),

@@ -29,6 +29,8 @@ def env(request: pytest.FixtureRequest, catalog: Catalog, registry_path: Path, t
         # Each test starts from empty gateway tables inside the run's own database.
         engine = create_gateway_engine(url)
         SQLModel.metadata.drop_all(engine)
+        with engine.begin() as conn:  # the schema is re-created by its migrations
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         engine.dispose()
     environment = build_env(catalog, url, sqlite_url(registry_path))
     yield environment

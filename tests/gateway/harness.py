@@ -13,12 +13,13 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.auth import PrincipalStore
+from gateway.budget import PrivacyBudget
 from gateway.connectors import Connector, SqlConnector
 from gateway.db import create_gateway_engine, init_schema
 from gateway.disclosure_log import DisclosureLog, SqlDisclosureLog
 from gateway.keystore import SqlKeyStore
-from gateway.services import Services
 from gateway.logsigner import LogSigner
+from gateway.services import Services
 from keys import KeyRing, MasterKey, load_or_create_signing_key
 from policies import Agreement, Catalog, parse_agreement
 from tests.conftest import TODAY, demo_agreements
@@ -140,6 +141,7 @@ def build_env(
         max_body_bytes=4096,
         max_rows_per_request=1_000_000,
         batch_rows=100,
+        budget=PrivacyBudget(engine),
     )
     services.on_close.append(sql_log.close)
     return Env(create_app(services), services, keys, engine)

@@ -43,7 +43,8 @@ def _research_key(directory: Path) -> str:
 def _start(directory: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(directory), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -80,10 +81,15 @@ def test_kill_9_mid_stream_leaves_a_started_entry_and_a_valid_log(
     directory, port, proc = server
     key = _research_key(directory)
     before = _statuses(directory)
-    with httpx.Client(timeout=30) as client, client.stream(
-        "POST", f"http://127.0.0.1:{port}/v1/agreements/research-continuity/extract",
-        headers={"Authorization": f"Bearer {key}"}, json={},
-    ) as response:
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/agreements/research-continuity/extract",
+            headers={"Authorization": f"Bearer {key}"},
+            json={},
+        ) as response,
+    ):
         assert response.status_code == 200
         disclosure_id = response.headers["x-disclosure-id"]
         received = 0
@@ -104,8 +110,12 @@ def test_kill_9_mid_stream_leaves_a_started_entry_and_a_valid_log(
     port2 = _free_port()
     proc2 = _start(directory, port2)
     try:
-        response = httpx.post(f"http://127.0.0.1:{port2}/v1/agreements/research-continuity/extract",
-                              headers={"Authorization": f"Bearer {key}"}, json={"limit": 3}, timeout=30)
+        response = httpx.post(
+            f"http://127.0.0.1:{port2}/v1/agreements/research-continuity/extract",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"limit": 3},
+            timeout=30,
+        )
         assert response.status_code == 200
         assert _statuses(directory)[response.headers["x-disclosure-id"]] == ("completed", 3)
     finally:
@@ -117,10 +127,15 @@ def test_kill_9_mid_stream_leaves_a_started_entry_and_a_valid_log(
 def test_client_disconnect_finalizes_aborted(server: tuple[Path, int, subprocess.Popen[bytes]]) -> None:
     directory, port, _proc = server
     key = _research_key(directory)
-    with httpx.Client(timeout=30) as client, client.stream(
-        "POST", f"http://127.0.0.1:{port}/v1/agreements/research-continuity/extract",
-        headers={"Authorization": f"Bearer {key}"}, json={},
-    ) as response:
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/agreements/research-continuity/extract",
+            headers={"Authorization": f"Bearer {key}"},
+            json={},
+        ) as response,
+    ):
         disclosure_id = response.headers["x-disclosure-id"]
         next(response.iter_bytes())
     # the client closed the connection; the server notices on its next write

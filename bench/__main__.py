@@ -1,0 +1,107 @@
+"""``python -m bench``: run the benchmarks end to end and write docs/benchmarks.md.
+
+python -m bench --rows 1000000 --runs 3 --out docs/benchmarks.md     # make bench
+python -m bench --rows 5000 --runs 1 --out var/bench-smoke.md         # make bench-smoke (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import common, extract_http, logbench, records_load, transform
+from .report import render
+
+STEPS = ("extract", "rss", "transform", "redaction", "records", "log")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
+    parser.add_argument("--log-entries", type=int, default=None, help="entries for the log verify benchmark")
+    parser.add_argument("--postgres-url", default=os.environ.get("DXG_BENCH_POSTGRES_URL"))
+    args = parser.parse_args(argv)
+    steps = [s for s in args.only.split(",") if s]
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        parser.error(f"unknown step(s): {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "machine": common.machine(),
+        "rows": args.rows,
+        "runs": args.runs,
+        "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
+    }
+    print(f"building/reusing the demo deployment with {args.rows} children ...", flush=True)
+    directory = common.deployment(args.rows)
+
+    def step(name: str, fn: Any) -> None:
+        if name not in steps:
+            return
+        print(f"[{name}] ...", flush=True)
+        t = time.perf_counter()
+        try:
+            results[name] = fn()
+        except Exception as exc:
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(f"[{name}] {time.perf_counter() - t:.0f} s: {json.dumps(results[name], default=str)[:400]}", flush=True)
+
+    step("extract", lambda: extract_http.run(directory, args.runs))
+    small = max(1, args.rows // 10)
+    step("rss", lambda: extract_http.rss(directory, [small, None]))
+    step("transform", lambda: transform.run(directory / "registry.db", min(args.rows, 200_000), args.runs))
+
+    def redaction() -> Any:
+        try:
+            from . import redaction as redaction_bench
+        except ImportError:
+            return {"skipped": "bench/redaction.py not present"}
+        runner = getattr(redaction_bench, "run", None)
+        if runner is None:
+            return {"skipped": "bench/redaction.py has no run()"}
+        return runner(directory=directory, rows=min(args.rows, 20_000), runs=args.runs)
+
+    step("redaction", redaction)
+    pg = None
+    if args.postgres_url:
+        pg = _fresh_postgres(args.postgres_url)
+    step("records", lambda: records_load.run(directory, args.rows, seconds=15 if args.runs > 1 else 3, postgres_url=pg))
+    entries = args.log_entries or (1_000_000 if args.rows >= 1_000_000 else 20_000)
+    step(
+        "log",
+        lambda: {
+            "appends_sqlite": logbench.appends(f"sqlite:///{directory / 'append-bench.db'}"),
+            **logbench.verify_and_proofs(directory, entries),
+        },
+    )
+    results["elapsed_s"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(results), encoding="utf-8")
+    (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _fresh_postgres(url: str) -> str:
+    import secrets
+
+    import sqlalchemy as sa
+
+    name = f"dxg_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+if __name__ == "__main__":
+    sys.exit(main())

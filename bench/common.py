@@ -1,0 +1,210 @@
+"""Shared pieces of the benchmarks: a deployment of a given size, a gateway server process, RSS, machine facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PASSTHROUGH = """\
+# Benchmark only: every column of the research extract (no free text), kept as is: the gateway's own floor.
+id: bench-passthrough
+version: 1
+title: Benchmark passthrough (keep-all)
+parties: [pku-education-lab]
+purpose: benchmark
+legal_basis: "Benchmark of the gateway itself on synthetic data"
+approved_by: li.ming@registry.example
+valid_from: 2020-01-01
+valid_until: 2099-12-31
+dataset: children
+operations: [extract, record]
+fields:
+  child_id: keep
+  birth_date: keep
+  gender: keep
+  hukou_region: keep
+  residence_code: keep
+  kindergarten_id: keep
+  enrollment_date: keep
+  status: keep
+  guardian_phone: keep
+  low_income: keep
+  disability: keep
+  migrant: keep
+  left_behind: keep
+# kept identifiers are released on purpose here; the egress scan still checks every other column
+egress: {on_finding: block, exempt: [child_id, guardian_phone]}
+"""
+
+#: the research fields without the free-text column (DESIGN §6: "no free-text field")
+RESEARCH_FIELDS = [
+    "child_id",
+    "birth_date",
+    "gender",
+    "hukou_region",
+    "residence_code",
+    "kindergarten_id",
+    "enrollment_date",
+    "status",
+    "guardian_phone",
+    "low_income",
+    "disability",
+    "migrant",
+    "left_behind",
+]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+        ).stdout.strip()
+        or "unknown"
+    )
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+    }
+
+
+def deployment(rows: int, *, base: Path | None = None) -> Path:
+    """A demo deployment with ``rows`` children plus the bench-passthrough agreement (built once, then reused)."""
+    from gateway.demo.deployment import build_demo
+
+    directory = (base or ROOT / "var") / f"bench-{rows}"
+    build_demo(directory, rows=rows, seed=2026)
+    extra = directory / "agreements" / "bench-passthrough.yaml"
+    if not extra.exists():
+        extra.write_text(PASSTHROUGH, encoding="utf-8")
+        build_demo(directory, rows=rows, seed=2026)  # installs the new file (idempotent for the rest)
+    return directory
+
+
+def credentials(directory: Path, agreement: str) -> str:
+    entries = json.loads((directory / "credentials.json").read_text())
+    key: str = next(
+        e["api_key"]
+        for e in entries
+        if agreement in e["agreements"] or (agreement == "bench-passthrough" and e["principal"] == "pku-education-lab")
+    )
+    return key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM of the server process (and its workers): the peak resident set since it started."""
+        total = 0
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total = max(total, int(line.split()[1]))
+            except OSError:
+                continue
+        return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@contextmanager
+def server(directory: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--data-dir",
+            str(directory),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the gateway did not become ready")
+            time.sleep(0.2)
+        yield Server(process, port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

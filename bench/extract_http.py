@@ -1,0 +1,90 @@
+"""Measurement 1 and 4: extract over HTTP (uvicorn, loopback, streamed NDJSON) and the server's peak RSS.
+
+Research agreement (tokenize, generalize, mask, drop; no free text) vs the gateway's own keep-all passthrough vs a
+bare script reading the same SQLite view into NDJSON (the floor); then the research agreement with the notes
+column redacted. Rows/s are medians of ``runs``; every ratio is computed from medians of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .common import RESEARCH_FIELDS, credentials, median, server
+
+
+def _extract(url: str, key: str, agreement: str, body: dict[str, Any]) -> tuple[int, float]:
+    start = time.perf_counter()
+    rows = 0
+    with (
+        httpx.Client(timeout=600) as client,
+        client.stream(
+            "POST", f"{url}/v1/agreements/{agreement}/extract", headers={"Authorization": f"Bearer {key}"}, json=body
+        ) as response,
+    ):
+        response.raise_for_status()
+        for chunk in response.iter_bytes(1 << 20):
+            rows += chunk.count(b"\n")
+    return rows, time.perf_counter() - start
+
+
+def bare_floor(registry: Path, limit: int | None = None) -> tuple[int, float]:
+    """The floor: read the same view with the stdlib and write NDJSON to /dev/null, no gateway involved."""
+    start = time.perf_counter()
+    conn = sqlite3.connect(f"file:{registry}?mode=ro", uri=True)
+    columns = ", ".join(RESEARCH_FIELDS)
+    sql = f"SELECT {columns} FROM child_registry ORDER BY child_id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    rows = 0
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    with open("/dev/null", "w", encoding="utf-8") as sink:
+        cursor = conn.execute(sql)
+        while batch := cursor.fetchmany(2000):
+            sink.write("".join(dumps(dict(zip(RESEARCH_FIELDS, r, strict=True))) + "\n" for r in batch))
+            rows += len(batch)
+    conn.close()
+    return rows, time.perf_counter() - start
+
+
+def run(directory: Path, runs: int) -> dict[str, Any]:
+    key = credentials(directory, "research-continuity")
+    results: dict[str, Any] = {}
+    cases = {
+        "research": ("research-continuity", {"fields": RESEARCH_FIELDS}),
+        "passthrough": ("bench-passthrough", {"fields": RESEARCH_FIELDS}),
+        "research_with_notes": ("research-continuity", {}),
+    }
+    with server(directory) as srv:
+        for name, (agreement, body) in cases.items():
+            rates, counts = [], []
+            for _ in range(runs):
+                rows, seconds = _extract(srv.url, key, agreement, body)
+                rates.append(rows / seconds)
+                counts.append(rows)
+            results[name] = {"rows": counts[0], "rows_per_s": median(rates), "runs": [round(r) for r in rates]}
+        results["peak_rss_mb_all"] = srv.peak_rss_mb()
+    floor = [bare_floor(directory / "registry.db") for _ in range(runs)]
+    results["bare_floor"] = {"rows": floor[0][0], "rows_per_s": median([r / s for r, s in floor])}
+    results["ratio_research_vs_passthrough"] = results["research"]["rows_per_s"] / results["passthrough"]["rows_per_s"]
+    results["ratio_research_vs_floor"] = results["research"]["rows_per_s"] / results["bare_floor"]["rows_per_s"]
+    return results
+
+
+def rss(directory: Path, limits: list[int | None]) -> dict[str, float]:
+    """Peak RSS of a fresh server process per extract size: flat means memory does not grow with rows."""
+    key = credentials(directory, "research-continuity")
+    out: dict[str, float] = {}
+    for limit in limits:
+        with server(directory) as srv:
+            body: dict[str, Any] = {"fields": RESEARCH_FIELDS}
+            if limit:
+                body["limit"] = limit
+            rows, _ = _extract(srv.url, key, "research-continuity", body)
+            out[str(rows)] = srv.peak_rss_mb()
+    return out

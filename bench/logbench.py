@@ -1,0 +1,122 @@
+"""Measurement 6: log appends under concurrency, `gateway log verify` time, proof sizes vs log size."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import median
+
+
+def _start(i: int) -> Any:
+    from gateway.disclosure_log import DisclosureStart
+
+    return DisclosureStart(
+        f"bench{i:09d}",
+        "bench",
+        "pku-education-lab",
+        "research-continuity",
+        1,
+        "sha256:00",
+        "li.ming@registry.example",
+        "bench",
+        "research",
+        "extract",
+        {"dataset": "children", "fields": [{"name": "child_id", "op": "tokenize"}], "filters": [], "limit": None},
+    )
+
+
+def appends(url: str, *, threads: int = 32, per_thread: int = 200) -> dict[str, Any]:
+    from gateway.db import create_gateway_engine, init_schema
+    from gateway.disclosure_log import SqlDisclosureLog
+
+    engine = create_gateway_engine(url)
+    init_schema(engine)
+    log = SqlDisclosureLog(engine, checkpoint_every=10_000)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        mine = []
+        for i in range(per_thread):
+            t = time.perf_counter()
+            log.start(_start(n * per_thread + i + 10**8))
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    log.close()
+    engine.dispose()
+    latencies.sort()
+    return {
+        "appends": threads * per_thread,
+        "threads": threads,
+        "appends_per_s": threads * per_thread / elapsed,
+        "p50_ms": median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def fill(url: str, entries: int) -> None:
+    """Append ``entries`` through the real writer (group commit), quickly, from many threads."""
+    from gateway.db import create_gateway_engine, init_schema
+    from gateway.disclosure_log import SqlDisclosureLog
+    from gateway.logsigner import LogSigner
+    from keys import SecretBytes, SigningKey
+
+    engine = create_gateway_engine(url)
+    init_schema(engine)
+    log = SqlDisclosureLog(
+        engine,
+        signer=LogSigner(SigningKey.from_seed(SecretBytes(b"\x05" * 32))),
+        checkpoint_every=100_000,
+        max_group=2000,
+    )
+    per = entries // 64
+
+    def worker(n: int) -> None:
+        for i in range(per):
+            log.start(_start(n * per + i))
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(64)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    log.checkpoint()
+    log.close()
+    engine.dispose()
+
+
+def verify_and_proofs(directory: Path, entries: int) -> dict[str, Any]:
+    from gateway.db import create_gateway_engine
+    from gateway.logread import LogReader
+    from gateway.logsigner import LogVerifier
+    from gateway.verify import verify_log
+    from keys import SecretBytes, SigningKey
+
+    url = f"sqlite:///{directory / 'log-bench.db'}"
+    if not (directory / "log-bench.db").exists():
+        fill(url, entries)
+    engine = create_gateway_engine(url)
+    verifier = LogVerifier(SigningKey.from_seed(SecretBytes(b"\x05" * 32)).public_key)
+    report = verify_log(engine, verifier)
+    reader = LogReader(engine)
+    size = reader.size()
+    proofs = {}
+    for n in (1_000, 10_000, 100_000, size):
+        if n <= size:
+            start = time.perf_counter()
+            proof = reader.inclusion_proof(n // 2, n)
+            proofs[n] = {"hashes": len(proof), "ms": (time.perf_counter() - start) * 1000}
+    engine.dispose()
+    return {"entries": report.entries, "ok": report.ok, "verify_s": report.seconds, "proofs": proofs}

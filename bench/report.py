@@ -1,0 +1,170 @@
+"""Render benchmark results as docs/benchmarks.md: machine, date, commit, command, medians, ratios, targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if isinstance(value, int | float):
+        return f"{value:,.{digits}f}"
+    return str(value) if value is not None else "—"
+
+
+def _check(ok: bool | None) -> str:
+    return "—" if ok is None else ("met" if ok else "**not met**")
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `make bench` (`python -m bench`); never asserted in unit tests. Medians of the runs; every ratio",
+        "compares figures measured in the same run. These machines are shared and noisy: compare ratios more than",
+        "absolute figures.",
+        "",
+        f"- date: {m['date']}; commit `{m['commit']}`; command: `{r['command']}`",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory']}; Python {m['python']}; {m['os']}",
+        f"- demo registry: {r['rows']:,} children; runs per figure: {r['runs']}",
+        "",
+    ]
+    targets: list[tuple[str, str, str]] = []
+    ex = r.get("extract", {})
+    if "research" in ex:
+        research = ex["research"]["rows_per_s"]
+        ratio = ex["ratio_research_vs_passthrough"]
+        lines += [
+            "## 1. Extract over HTTP (uvicorn, loopback, streamed NDJSON, one worker process)",
+            "",
+            "| case | rows | rows/s (median) | runs |",
+            "|---|---:|---:|---|",
+        ]
+        for name in ("research", "passthrough", "research_with_notes"):
+            item = ex.get(name, {})
+            lines.append(
+                f"| {name} | {_n(item.get('rows'))} | {_n(item.get('rows_per_s'))} | "
+                f"{', '.join(_n(x) for x in item.get('runs', []))} |"
+            )
+        floor = ex.get("bare_floor", {})
+        lines += [
+            f"| bare script (SQLite → NDJSON, no gateway) | {_n(floor.get('rows'))} | "
+            f"{_n(floor.get('rows_per_s'))} | |",
+            "",
+            f"Research / passthrough = **{ratio:.2f}**; research / bare floor = {ex['ratio_research_vs_floor']:.2f}.",
+            "",
+        ]
+        targets.append(("research extract ≥ 100k rows/s", _n(research), _check(research >= 100_000)))
+        targets.append(("research ≥ 0.7 × passthrough", f"{ratio:.2f}", _check(ratio >= 0.7)))
+        notes = ex.get("research_with_notes", {}).get("rows_per_s")
+        if notes:
+            targets.append(("research with notes redaction ≥ 30k rows/s", _n(notes), _check(notes >= 30_000)))
+    elif ex:
+        lines += ["## 1. Extract over HTTP", "", f"error: {ex}", ""]
+    rss = r.get("rss")
+    if isinstance(rss, dict) and "error" not in rss:
+        lines += [
+            "## 4. Peak RSS of the server during an extract (fresh process per size)",
+            "",
+            "| rows extracted | peak RSS (MiB) |",
+            "|---:|---:|",
+        ]
+        lines += [f"| {_n(int(k))} | {_n(v, 1)} |" for k, v in rss.items()]
+        values = list(rss.values())
+        lines.append("")
+        targets.append(
+            (
+                "peak RSS < 200 MB, flat in rows",
+                ", ".join(f"{v:.0f}" for v in values),
+                _check(max(values) < 200 and max(values) - min(values) < 30),
+            )
+        )
+    tr = r.get("transform", {})
+    if "compiled_rows_per_s" in tr:
+        lines += [
+            "## 2. Transform step alone (rows in memory)",
+            "",
+            "| engine | rows/s |",
+            "|---|---:|",
+            f"| compiled plan | {_n(tr['compiled_rows_per_s'])} |",
+            f"| presidio-structured (`StructuredEngine` + `PandasDataProcessor`, entity mapping given) | "
+            f"{_n(tr.get('presidio_structured_rows_per_s'))} |",
+            "",
+        ]
+        if "ratio" in tr:
+            lines += [f"Ratio: **{tr['ratio']:.1f}x**.", ""]
+            targets.append(("transform ≥ 15x presidio-structured", f"{tr['ratio']:.1f}x", _check(tr["ratio"] >= 15)))
+    red = r.get("redaction")
+    if isinstance(red, dict) and red:
+        lines += ["## 3. Free-text redaction", "", "```", _dump(red), "```", ""]
+        ratio = red.get("ratio")
+        if isinstance(ratio, int | float):
+            targets.append(
+                (
+                    "redaction ≥ 20x plain Presidio, same findings",
+                    f"{ratio:.1f}x",
+                    _check(ratio >= 20 and red.get("same_findings", True)),
+                )
+            )
+    rec = r.get("records")
+    if isinstance(rec, dict) and rec:
+        lines += [
+            "## 5. Single-record requests, 32 concurrent clients (wrk), each with a durable log append",
+            "",
+            "| gateway state, workers | requests/s | p50 ms | p99 ms | non-2xx |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, item in rec.items():
+            if isinstance(item, dict):
+                lines.append(
+                    f"| {name} | {_n(item.get('requests_per_s'))} | {_n(item.get('p50_ms'), 1)} | "
+                    f"{_n(item.get('p99_ms'), 1)} | {_n(item.get('non_2xx'))} |"
+                )
+                if item.get("requests_per_s"):
+                    ok = item["requests_per_s"] >= 1000 and (item.get("p99_ms") or 1e9) < 50
+                    targets.append(
+                        (
+                            f"records {name}: ≥ 1,000/s, p99 < 50 ms",
+                            f"{_n(item['requests_per_s'])}/s, p99 {_n(item.get('p99_ms'), 1)} ms",
+                            _check(ok),
+                        )
+                    )
+            else:
+                lines.append(f"| {name} | {item} | | | |")
+        lines.append("")
+    lg = r.get("log")
+    if isinstance(lg, dict) and lg:
+        lines += ["## 6. Disclosure log", ""]
+        ap = lg.get("appends_sqlite")
+        if isinstance(ap, dict):
+            lines += [
+                f"- appends, {ap['threads']} threads, SQLite (synchronous=FULL, group commit): "
+                f"{_n(ap['appends_per_s'])}/s, p50 {_n(ap['p50_ms'], 1)} ms, p99 {_n(ap['p99_ms'], 1)} ms"
+            ]
+        if "verify_s" in lg:
+            lines += [
+                f"- `gateway log verify` over {_n(lg['entries'])} entries: {lg['verify_s']:.1f} s "
+                f"({'OK' if lg['ok'] else 'FAILED'})"
+            ]
+            targets.append(
+                (
+                    f"log verify {_n(lg['entries'])} entries < 30 s",
+                    f"{lg['verify_s']:.1f} s",
+                    _check(lg["verify_s"] < 30 and lg["entries"] >= 1_000_000)
+                    if lg["entries"] >= 1_000_000
+                    else "— (smaller log)",
+                )
+            )
+            lines += ["", "| log size | inclusion proof hashes | time (ms) |", "|---:|---:|---:|"]
+            for size, item in lg.get("proofs", {}).items():
+                lines.append(f"| {_n(int(size))} | {item['hashes']} | {item['ms']:.2f} |")
+        lines.append("")
+    head = ["## Targets (DESIGN.md §6)", "", "| target | measured | |", "|---|---|---|"]
+    head += [f"| {t} | {v} | {c} |" for t, v, c in targets]
+    return "\n".join(lines[:9] + head + [""] + lines[9:]) + f"\nTotal benchmark time: {r.get('elapsed_s', 0):.0f} s.\n"
+
+
+def _dump(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)

@@ -1,0 +1,195 @@
+"""k-anonymity and l-diversity on extracts through the real app: a linkage attack, l-diversity, refusal, limits."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from policies import parse_agreement
+from tests.gateway.harness import Env
+
+pytestmark = pytest.mark.anyio
+
+LINKAGE = """\
+id: research-linkage
+version: 1
+title: Research extract under k-anonymity (k=5)
+parties: [pku-education-lab]
+purpose: research
+legal_basis: "Approval"
+approved_by: li.ming@registry.example
+valid_from: 2026-01-01
+dataset: children
+filterable: [status, birth_date]
+fields:
+  child_id: tokenize
+  birth_date: {generalize: year}
+  gender: keep
+  residence_code: {generalize: {prefix: 4}}
+  low_income: keep
+  migrant: keep
+disclosure_control:
+  k_anonymity: {k: 5, quasi_identifiers: [birth_date, gender, residence_code], max_suppression: 0.5}
+"""
+# The same release without the control: the attack below must find people there (else the test proves nothing).
+UNPROTECTED = LINKAGE.replace("id: research-linkage", "id: research-unprotected").split("disclosure_control:")[0]
+DIVERSE = LINKAGE.replace("id: research-linkage", "id: research-diverse").replace(
+    "max_suppression: 0.5}", "max_suppression: 0.9, l_diversity: {l: 2, sensitive: migrant}}"
+)
+STRICT = (
+    LINKAGE.replace("id: research-linkage", "id: research-strict")
+    .replace("birth_date: {generalize: year}", "birth_date: {generalize: month}")
+    .replace("max_suppression: 0.5", "max_suppression: 0.05")
+)
+
+
+def add(env: Env, *texts: str) -> None:
+    for text in texts:
+        a = parse_agreement(text, env.services.catalog, "test.yaml")
+        env.services.agreements[a.id] = a  # type: ignore[index]  # a dict in the harness
+
+
+def ndjson(response: httpx.Response) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in response.text.splitlines() if line]
+
+
+def finished_details(env: Env, disclosure_id: str) -> dict[str, Any]:
+    for body in env.log_bodies():
+        entry = json.loads(body)
+        if entry["type"] == "disclosure.finished" and entry["disclosure_id"] == disclosure_id:
+            return dict(entry.get("details") or {})
+    raise AssertionError("no finished entry")
+
+
+def outside_table(registry: Path, size: int) -> list[tuple[str, str, str]]:
+    """What an outsider knows of some children: exact birth date, gender and residence code (no identifier)."""
+    conn = sqlite3.connect(registry)
+    try:
+        people = conn.execute(
+            "SELECT birth_date, gender, residence_code FROM child_registry ORDER BY child_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return random.Random(5).sample(people, size)
+
+
+def candidates(release: list[dict[str, Any]], person: tuple[str, str, str]) -> int:
+    """Released records the person could be: the outsider generalizes their facts the way the agreement does."""
+    birth, gender, residence = person
+    key = (birth[:4], gender, residence[:4])
+    return sum(1 for r in release if (r["birth_date"], r["gender"], r["residence_code"]) == key)
+
+
+async def test_linkage_attack_finds_at_least_five_candidates(env: Env, registry_path: Path) -> None:
+    add(env, LINKAGE, UNPROTECTED)
+    async with env.client() as client:
+        protected = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"))
+        unprotected = await client.post("/v1/agreements/research-unprotected/extract", headers=env.auth("research"))
+    assert protected.status_code == 200, protected.text
+    released, everything = ndjson(protected), ndjson(unprotected)
+    outside = outside_table(registry_path, 150)
+    matches = [candidates(released, person) for person in outside]
+    assert any(matches), "the attack joined nothing at all"
+    assert all(m == 0 or m >= 5 for m in matches), sorted(matches)
+    # Control: without k-anonymity the same join singles people out.
+    assert any(0 < candidates(everything, person) < 5 for person in outside)
+    # Every released class has at least 5 records, over the transformed quasi-identifiers.
+    classes = Counter((r["birth_date"], r["gender"], r["residence_code"]) for r in released)
+    assert min(classes.values()) >= 5
+    details = finished_details(env, protected.headers["x-disclosure-id"])["k_anonymity"]
+    assert details["records"] == len(everything)
+    assert details["released_records"] == len(released) == len(everything) - details["suppressed_records"]
+    assert details["suppressed_records"] > 0 and details["k"] == 5
+    assert env.disclosure(protected.headers["x-disclosure-id"])["rows"] == len(released)
+
+
+async def test_classes_use_every_quasi_identifier_whatever_fields_are_asked(env: Env) -> None:
+    add(env, LINKAGE)
+    async with env.client() as client:
+        full = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"))
+        tokens_only = await client.post(
+            "/v1/agreements/research-linkage/extract", headers=env.auth("research"), json={"fields": ["child_id"]}
+        )
+    assert tokens_only.status_code == 200
+    # Same records withheld: two extracts joined on the token cannot rebuild a small class.
+    assert [r["child_id"] for r in ndjson(tokens_only)] == [r["child_id"] for r in ndjson(full)]
+
+
+async def test_l_diversity(env: Env) -> None:
+    add(env, DIVERSE, LINKAGE)
+    async with env.client() as client:
+        diverse = await client.post("/v1/agreements/research-diverse/extract", headers=env.auth("research"))
+        k_only = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"))
+    assert diverse.status_code == 200, diverse.text
+    values: dict[tuple[Any, ...], set[Any]] = {}
+    for r in ndjson(diverse):
+        values.setdefault((r["birth_date"], r["gender"], r["residence_code"]), set()).add(r["migrant"])
+    assert values and all(len(v) >= 2 for v in values.values())
+    # Some classes are large enough but all of one migrant status: k-anonymity alone releases them.
+    k_values: dict[tuple[Any, ...], set[Any]] = {}
+    for r in ndjson(k_only):
+        k_values.setdefault((r["birth_date"], r["gender"], r["residence_code"]), set()).add(r["migrant"])
+    assert any(len(v) == 1 for v in k_values.values())
+    details = finished_details(env, diverse.headers["x-disclosure-id"])["k_anonymity"]
+    assert details["l"] == 2 and details["suppressed_classes"] > 0
+
+
+async def test_refused_when_too_much_would_be_suppressed(env: Env) -> None:
+    add(env, STRICT)
+    async with env.client() as client:
+        response = await client.post("/v1/agreements/research-strict/extract", headers=env.auth("research"))
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("/k-anonymity-suppression-exceeded")
+    assert "nothing was released" in problem["detail"] and "widen the filters" in problem["detail"]
+    entries = [json.loads(b) for b in env.log_bodies()]
+    assert [e["type"] for e in entries] == ["disclosure.started", "disclosure.finished"]
+    finish = entries[1]
+    assert finish["status"] == "failed" and finish["rows"] == 0 and finish["bytes"] == 0
+    assert finish["error"] == "k-anonymity-suppression-exceeded"
+    counts = finish["details"]["k_anonymity"]
+    assert counts["suppressed_records"] / counts["records"] > 0.05
+
+
+async def test_limit_applies_after_k_anonymity(env: Env) -> None:
+    add(env, LINKAGE)
+    async with env.client() as client:
+        full = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"))
+        limited = await client.post(
+            "/v1/agreements/research-linkage/extract", headers=env.auth("research"), json={"limit": 7}
+        )
+    assert limited.status_code == 200
+    assert ndjson(limited) == ndjson(full)[:7]  # the first 7 released records, not k-anonymity over 7 records
+    details = finished_details(env, limited.headers["x-disclosure-id"])["k_anonymity"]
+    assert details["limit_applied_after"] is True
+    assert details["records"] == finished_details(env, full.headers["x-disclosure-id"])["k_anonymity"]["records"]
+
+
+async def test_filters_narrow_the_classes(env: Env) -> None:
+    add(env, LINKAGE)
+    # Half a year of births: classes are formed over the filtered records, so some become small and are withheld.
+    body = {"filters": {"birth_date": {"between": ["2021-01-01", "2021-06-30"]}, "status": {"eq": "enrolled"}}}
+    async with env.client() as client:
+        response = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"), json=body)
+    assert response.status_code == 200, response.text
+    rows = ndjson(response)
+    assert rows and {r["birth_date"] for r in rows} == {"2021"}
+    classes = Counter((r["birth_date"], r["gender"], r["residence_code"]) for r in rows)
+    assert min(classes.values()) >= 5
+    details = finished_details(env, response.headers["x-disclosure-id"])["k_anonymity"]
+    assert details["suppressed_records"] > 0 and details["released_records"] == len(rows)
+
+
+async def test_harness_k_anonymity_agreement_now_releases(env: Env) -> None:
+    async with env.client() as client:
+        response = await client.post("/v1/agreements/research-kanon/extract", headers=env.auth("research"))
+    assert response.status_code == 200, response.text
+    classes = Counter((r["gender"], r["birth_date"]) for r in ndjson(response))
+    assert min(classes.values()) >= 5

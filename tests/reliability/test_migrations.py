@@ -1,0 +1,127 @@
+"""Alembic migrations: a database made with the first schema, holding data, upgrades to the current one intact."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from gateway.auth import PrincipalStore
+from gateway.canonical import canonical_json
+from gateway.db import create_gateway_engine, init_schema
+from gateway.disclosure_log import DisclosureStart, SqlDisclosureLog
+from gateway.logsigner import LogSigner, LogVerifier
+from gateway.schema import _config, current_revision, head_revision
+from gateway.verify import verify_log
+from keys import SecretBytes, SigningKey
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    base = request.getfixturevalue("postgres_url")
+    engine = create_gateway_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    yield base
+
+
+def _first_schema_with_data(engine: sa.Engine) -> tuple[str, list[str]]:
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0001")
+    key = "k" * 32
+    bodies = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO log_head (id, size) VALUES (1, 0)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO principals (name, roles, display_name, created_at, disabled) "
+                "VALUES ('old-lab', 'requester', '', CURRENT_TIMESTAMP, false)"
+            )
+        )
+        secret = "s" * 43
+        digest = hmac.new(key.encode(), f"aaaaaaaaaaaaaaaa:{secret}".encode(), hashlib.sha256).hexdigest()
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_keys (key_id, principal, secret_hash, created_at) "
+                "VALUES ('aaaaaaaaaaaaaaaa', 'old-lab', :h, CURRENT_TIMESTAMP)"
+            ),
+            {"h": digest},
+        )
+        for seq in range(5):
+            kind = "disclosure.started" if seq % 2 == 0 else "disclosure.finished"
+            body = canonical_json({"index": seq, "type": kind, "disclosure_id": f"old{seq // 2}"}).decode()
+            bodies.append(body)
+            leaf = hashlib.sha256(b"\x00" + body.encode()).hexdigest()
+            conn.execute(
+                sa.text(
+                    "INSERT INTO log_entries (seq, kind, disclosure_id, body, leaf_hash, created_at) "
+                    "VALUES (:s, :k, :d, :b, :l, CURRENT_TIMESTAMP)"
+                ),
+                {"s": seq, "k": kind, "d": f"old{seq // 2}", "b": body, "l": leaf},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO disclosures (id, request_id, principal, agreement_id, agreement_version, "
+                "agreement_digest, approved_by, legal_basis, purpose, operation, status, started_at, rows, bytes, "
+                "start_seq, plan) VALUES "
+                "('old0', 'r', 'old-lab', 'a', 1, 'sha256:x', 'ap', 'lb', 'research', 'extract', 'completed', "
+                "CURRENT_TIMESTAMP, 3, 10, 0, '{}')"
+            )
+        )
+        conn.execute(sa.text("UPDATE log_head SET size = 5"))
+    return key, bodies
+
+
+def test_upgrade_from_first_schema_keeps_data_and_log(url: str) -> None:
+    engine = create_gateway_engine(url)
+    key, _bodies = _first_schema_with_data(engine)
+    assert current_revision(engine) == "0001"
+    init_schema(engine)  # what every gateway process does at start
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert [d for d in diff if d[0] not in ("remove_index", "add_index")] == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM log_entries")).scalar_one() == 5
+        assert conn.execute(sa.text("SELECT rows FROM disclosures WHERE id = 'old0'")).scalar_one() == 3
+        border = json.loads(conn.execute(sa.text("SELECT border FROM log_head")).scalar_one())
+        assert len(border) == 2  # 5 = 0b101: two perfect subtrees
+    # the old principal still authenticates with its old key
+    store = PrincipalStore(engine, key.encode())
+    principal = store.authenticate("dxg_aaaaaaaaaaaaaaaa_" + "s" * 43)
+    assert principal is not None and principal.name == "old-lab"
+    # the log continues as one tree and verifies, old entries included
+    signer = LogSigner(SigningKey.from_seed(SecretBytes(b"\x02" * 32)))
+    log = SqlDisclosureLog(engine, signer=signer)
+    log.start(DisclosureStart("new0", "r", "old-lab", "a", 1, "sha256:x", "ap", "lb", "research", "extract", {}))
+    log.checkpoint()
+    log.close()
+    report = verify_log(engine, LogVerifier(signer.public_key))
+    assert report.ok, report.problems
+    assert report.entries == 6
+    engine.dispose()
+
+
+def test_fresh_database_is_at_head_and_matches_the_models(url: str) -> None:
+    engine = create_gateway_engine(url)
+    init_schema(engine)
+    init_schema(engine)  # idempotent
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert [d for d in diff if d[0] not in ("remove_index", "add_index")] == []
+    engine.dispose()
