@@ -155,6 +155,21 @@ def render(r: dict[str, Any]) -> str:
                     else "— (smaller log)",
                 )
             )
+            acc = lg.get("accounting")
+            if isinstance(acc, dict):
+                lines += [
+                    f"- accounting of disclosures for one subject among {_n(acc['disclosures'])} disclosures "
+                    f"({_n(acc['subject_rows'])} subject-index rows): {acc['found']} found, median "
+                    f"{acc['median_ms']:.2f} ms, max {acc['max_ms']:.2f} ms"
+                ]
+                if acc["disclosures"] >= 1_000_000:
+                    targets.append(
+                        (
+                            "subject accounting < 100 ms at 1M disclosures",
+                            f"{acc['median_ms']:.2f} ms",
+                            _check(acc["max_ms"] < 100),
+                        )
+                    )
             lines += ["", "| log size | inclusion proof hashes | time (ms) |", "|---:|---:|---:|"]
             for size, item in lg.get("proofs", {}).items():
                 lines.append(f"| {_n(int(size))} | {item['hashes']} | {item['ms']:.2f} |")

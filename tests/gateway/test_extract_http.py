@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ async def test_research_extract_streams_transformed_ndjson(env: Env, registry_pa
     assert len(first["birth_date"]) == 7  # YYYY-MM
     assert len(first["residence_code"]) == 4
     assert len(first["hukou_region"]) == 2
-    assert len(first["child_id"]) == 22 and not first["child_id"].startswith("C")
+    assert len(first["child_id"]) == 22 and not re.fullmatch(r"C\d{8}", first["child_id"])  # a token, not an id
     assert first["guardian_phone"][:7] == "*******" and first["guardian_phone"][-4:].isdigit()
     assert {r["status"] for r in rows} <= {"enrolled", "transferred_out", "graduated"}
     # flags follow the catalog type (boolean), not the storage engine (SQLite stores 0/1)
