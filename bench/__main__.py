@@ -34,12 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown step(s): {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": common.machine(),
-        "rows": args.rows,
-        "runs": args.runs,
-        "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
-    }
+    results: dict[str, Any] = {}
+    previous = args.out.with_suffix(".json")
+    if set(steps) != set(STEPS) and previous.exists():
+        # A partial run (--only) updates the steps it ran and keeps the others from the last run of the same size.
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        if earlier.get("rows") == args.rows:
+            results.update(earlier)
+    results.update(
+        {
+            "machine": common.machine(),
+            "rows": args.rows,
+            "runs": args.runs,
+            "command": " ".join(["python -m bench", *(argv or sys.argv[1:])]),
+        }
+    )
     print(f"building/reusing the demo deployment with {args.rows} children ...", flush=True)
     directory = common.deployment(args.rows)
 
@@ -53,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"[{name}] {time.perf_counter() - t:.0f} s: {json.dumps(results[name], default=str)[:400]}", flush=True)
+        # saved after every step, so an interrupted run keeps what it measured
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        previous.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
 
     step("extract", lambda: extract_http.run(directory, args.runs))
     small = max(1, args.rows // 10)

@@ -32,6 +32,9 @@ def appends(url: str, *, threads: int = 32, per_thread: int = 200) -> dict[str, 
     from gateway.db import create_gateway_engine, init_schema
     from gateway.disclosure_log import SqlDisclosureLog
 
+    path = url.removeprefix("sqlite:///")
+    for suffix in ("", "-wal", "-shm"):  # a fresh database each run: the append ids repeat
+        Path(path + suffix).unlink(missing_ok=True)
     engine = create_gateway_engine(url)
     init_schema(engine)
     log = SqlDisclosureLog(engine, checkpoint_every=10_000)

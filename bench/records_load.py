@@ -57,7 +57,8 @@ def run(
     if postgres_url:
         from gateway.dbcopy import copy_gateway_state
 
-        copy_gateway_state(f"sqlite:///{directory / 'gateway.db'}", postgres_url)
+        # principals, keys and agreements; the log starts empty (copying the bench's large log would dominate)
+        copy_gateway_state(f"sqlite:///{directory / 'gateway.db'}", postgres_url, without_log=True)
         stores.append(("postgresql", {"DXG_DATABASE_URL": postgres_url}))
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "records.lua"

@@ -14,7 +14,14 @@ from .db import create_gateway_engine, init_schema
 __all__ = ["copy_gateway_state"]
 
 
-def copy_gateway_state(source_url: str, target_url: str, *, batch: int = 5000) -> dict[str, int]:
+_LOG_TABLES = frozenset({"log_entries", "log_nodes", "log_checkpoints", "subject_index", "disclosures"})
+
+
+def copy_gateway_state(
+    source_url: str, target_url: str, *, batch: int = 5000, without_log: bool = False
+) -> dict[str, int]:
+    """Copy every gateway table; ``without_log`` starts the target with an empty log instead (a test or benchmark
+    copy of principals, keys and agreements; never for moving a production deployment)."""
     source = create_gateway_engine(source_url)
     target = create_gateway_engine(target_url)
     counts: dict[str, int] = {}
@@ -22,6 +29,8 @@ def copy_gateway_state(source_url: str, target_url: str, *, batch: int = 5000) -
         init_schema(target)
         with source.connect() as src, target.begin() as dst:
             for table in SQLModel.metadata.sorted_tables:
+                if without_log and (table.name in _LOG_TABLES or table.name == "log_head"):
+                    continue
                 existing = dst.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
                 if table.name == "log_head":
                     dst.execute(sa.delete(table))

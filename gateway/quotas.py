@@ -135,7 +135,9 @@ def check_volume(
     engine: Engine, log: DisclosureLog, agreement: Agreement, *, disclosure_id: str, operation: str, rows: int
 ) -> bool:
     """Append an ``alert.volume`` entry if ``rows`` is far above the agreement's usual volume; True if it did."""
-    if rows <= 0 or operation in EXEMPT_OPERATIONS:
+    if rows <= ALERT_FACTOR or operation in EXEMPT_OPERATIONS:
+        # At most ALERT_FACTOR rows can never exceed ALERT_FACTOR x a median of at least 1: skip the query (this is
+        # every single-record release).
         return False
     with engine.connect() as conn:
         recent = [

@@ -42,7 +42,8 @@ class SqlConnector:
                 "sqlite://",
                 creator=lambda: _sqlite_ro(creator_url, timeout_s),
                 poolclass=sa.pool.QueuePool,
-                pool_size=8,
+                # as many as anyio's worker threads (40): a connection per concurrent request, none re-opened
+                pool_size=40,
             )
         else:
             if url.startswith("postgresql://"):
