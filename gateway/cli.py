@@ -153,10 +153,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     deployment = build_demo(target, rows=args.rows, seed=args.seed, port=args.port or 8000)
     if deployment.created:
         print(f"Created: {', '.join(deployment.created)}")
-    for problem in deployment.problems:
-        print(f"Not in force: {problem}")
     else:
         print(f"Reusing the demo deployment in {target}")
+    for problem in deployment.problems:
+        print(f"Not in force: {problem}")
     settings = load_settings(deployment.config_path)
     host = args.host or settings.host
     port = args.port or settings.port

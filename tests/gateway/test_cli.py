@@ -132,3 +132,10 @@ def test_log_verify_ok_after_disclosures(demo_dir: Path, capsys: pytest.CaptureF
 def test_missing_deployment_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["log", "verify", "--data-dir", str(tmp_path / "nowhere")]) == 2
     assert "gateway demo" in capsys.readouterr().err
+
+
+def test_fresh_demo_says_created_not_reusing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--rows", "50", "--data-dir", str(tmp_path / "fresh"), "--no-serve"]) == 0
+    out = capsys.readouterr().out
+    assert "Created: registry.db" in out
+    assert "Reusing" not in out
