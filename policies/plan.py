@@ -27,6 +27,7 @@ __all__ = [
     "ReleasePlan",
     "parse_extract_request",
     "plan_extract",
+    "request_object",
 ]
 
 FORMATS = ("ndjson", "csv")
@@ -82,18 +83,24 @@ class ReleasePlan:
         }
 
 
-def parse_extract_request(body: Any, *, max_limit: int) -> ExtractRequest:
-    """Validate the JSON body of an extract request (shape and types; fields are checked by ``plan_extract``)."""
+def request_object(body: Any, allowed: frozenset[str]) -> Mapping[str, Any]:
+    """A request body as an object with only ``allowed`` keys (None is an empty object); names are shown only when
+    they look like names, so a hostile key is never echoed."""
     if body is None:
-        body = {}
+        return {}
     if not isinstance(body, Mapping):
         raise RequestError("the request body must be a JSON object")
-    unknown = sorted(str(k)[:32] for k in body if k not in _REQUEST_KEYS)
+    unknown = sorted(str(k) for k in body if k not in allowed)
     if unknown:
         raise RequestError(
-            f"unknown request key(s) {', '.join(map(shown_name, unknown))} "
-            f"(allowed: {', '.join(sorted(_REQUEST_KEYS))})"
+            f"unknown request key(s) {', '.join(map(shown_name, unknown[:5]))} (allowed: {', '.join(sorted(allowed))})"
         )
+    return body
+
+
+def parse_extract_request(body: Any, *, max_limit: int) -> ExtractRequest:
+    """Validate the JSON body of an extract request (shape and types; fields are checked by ``plan_extract``)."""
+    body = request_object(body, _REQUEST_KEYS)
     fields = body.get("fields")
     if fields is not None:
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields) or not fields:

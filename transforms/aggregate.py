@@ -24,7 +24,7 @@ from policies.agreement import AggregateSpec, Agreement
 from policies.catalog import Column, ColumnType
 from policies.errors import RequestError, UnknownFieldError
 from policies.filters import parse_filters
-from policies.plan import OperationNotAllowedError, OutputField, ReleasePlan
+from policies.plan import OperationNotAllowedError, OutputField, ReleasePlan, request_object
 from policies.rules import Keep, Rule
 
 from .compile import CompiledPlan
@@ -95,15 +95,7 @@ def _names(value: Any, what: str, *, allow_empty: bool) -> tuple[str, ...]:
 
 def parse_aggregate_request(body: Any) -> AggregateRequest:
     """Validate the JSON body's shape: ``{"group_by": [...], "measures": [...], "filters": {...}}``."""
-    if body is None:
-        body = {}
-    if not isinstance(body, Mapping):
-        raise RequestError("the request body must be a JSON object")
-    unknown = sorted(str(k)[:32] for k in body if k not in _REQUEST_KEYS)
-    if unknown:
-        raise RequestError(
-            f"unknown request key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(_REQUEST_KEYS))})"
-        )
+    body = request_object(body, _REQUEST_KEYS)
     group_by = _names(body.get("group_by", []), "group_by", allow_empty=True)
     measures = _names(body["measures"], "measures", allow_empty=False) if "measures" in body else None
     filters = body.get("filters")
