@@ -13,6 +13,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -45,9 +48,41 @@ class Principal:
 
 
 class PrincipalStore:
-    def __init__(self, engine: Engine, hash_key: bytes) -> None:
+    """Principals and their API keys in the gateway database.
+
+    Successful authentications are remembered for ``cache_ttl`` seconds (default 2, like agreements), keyed by the
+    keyed hash of the whole key, so a busy client costs no database read per request. A key revoked or a principal
+    disabled in the database therefore stops working within ``cache_ttl`` in every process; failures are never
+    cached (a wrong key always costs the full check).
+    """
+
+    _CACHE_MAX = 4096
+
+    def __init__(
+        self, engine: Engine, hash_key: bytes, *, cache_ttl: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._engine = engine
+        self._clock = clock
         self._hash_key = hash_key
+        self._cache_ttl = cache_ttl
+        self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def _cache_key(self, api_key: str) -> bytes:
+        return hmac.new(self._hash_key, api_key.encode(), hashlib.sha256).digest()
+
+    def cached(self, api_key: str) -> Principal | None:
+        if self._cache_ttl <= 0:
+            return None
+        hit = self._cache.get(self._cache_key(api_key))
+        if hit is None or hit[1] < self._clock():
+            return None
+        return hit[0]
+
+    def forget(self) -> None:
+        """Drop every remembered authentication (after revoking a key or disabling a principal here)."""
+        with self._lock:
+            self._cache.clear()
 
     def __repr__(self) -> str:
         return "PrincipalStore(<hash key redacted>)"
@@ -116,7 +151,13 @@ class PrincipalStore:
         ok = hmac.compare_digest(self._hash(key_id, secret), expected)
         if row is None or not ok or row.revoked_at is not None or row.disabled:
             return None
-        return Principal(row.name, frozenset(r for r in row.roles.split(",") if r))
+        principal = Principal(row.name, frozenset(r for r in row.roles.split(",") if r))
+        if self._cache_ttl > 0:
+            with self._lock:
+                if len(self._cache) >= self._CACHE_MAX:
+                    self._cache.clear()  # bounded; refilled by the next requests
+                self._cache[self._cache_key(api_key)] = (principal, self._clock() + self._cache_ttl)
+        return principal
 
     def list(self) -> list[Principal]:
         with self._engine.connect() as conn:

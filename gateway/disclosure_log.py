@@ -15,7 +15,9 @@ computed and stored. Signed checkpoints (C2SP tlog-checkpoint, Ed25519) are writ
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -160,7 +162,14 @@ class LogEvent:
 
 
 class DisclosureLog(Protocol):
-    def start(self, start: DisclosureStart) -> int: ...
+    def start(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        """Write the write-ahead entry; return its index once durable. ``subjects`` (subject-index hashes known
+        before the registry is read, as in a single-record lookup) are committed in the same transaction."""
+        ...
+
+    async def start_async(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        """``start`` for the event loop: awaits the same durable commit without occupying a worker thread."""
+        ...
 
     def append_event(self, entry: Mapping[str, Any]) -> int:
         """Append a non-disclosure entry (see :class:`LogEvent`); return its index. Fails closed like ``start``."""
@@ -176,9 +185,17 @@ class DisclosureLog(Protocol):
         sha256: str | None,
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
-    ) -> int: ...
+        wait: bool = True,
+    ) -> int | None:
+        """Write the final entry. ``wait=False`` queues it and returns None at once: the write-ahead entry is what
+        must be durable before bytes leave; a final entry lost in a crash leaves the disclosure ``started``."""
+        ...
 
     def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None: ...
+
+    def flush(self) -> None:
+        """Return once every entry queued before the call is written (readers in this process see it)."""
+        ...
 
     def ping(self) -> None: ...
 
@@ -217,17 +234,81 @@ class _IndexOp:
     subject_hashes: tuple[bytes, ...]
 
 
-_Op = DisclosureStart | DisclosureFinish | LogEvent | _IndexOp
+@dataclass(frozen=True, slots=True)
+class _Barrier:
+    """Writes nothing: done once everything queued before it is (``flush``)."""
+
+
+_Op = DisclosureStart | DisclosureFinish | LogEvent | _IndexOp | _Barrier
 
 
 class _Pending:
-    __slots__ = ("done", "error", "op", "result")
+    __slots__ = ("done", "error", "future", "op", "result", "subjects", "waited")
 
-    def __init__(self, op: _Op) -> None:
+    def __init__(
+        self,
+        op: _Op,
+        subjects: tuple[bytes, ...] = (),
+        *,
+        waited: bool = True,
+        future: tuple[asyncio.AbstractEventLoop, asyncio.Future[int]] | None = None,
+    ) -> None:
         self.op = op
+        self.subjects = subjects
+        self.waited = waited
+        self.future = future
         self.done = threading.Event()
         self.result: int | None = None
         self.error: BaseException | None = None
+
+    def settle(self) -> None:
+        """Wake the waiter: a thread on ``done``, or a coroutine through its loop (from the writer thread)."""
+        self.done.set()
+        if self.future is not None:
+            loop, future = self.future
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle_future, future, self.result, self.error)
+
+
+def _settle_future(future: asyncio.Future[int], result: int | None, error: BaseException | None) -> None:
+    if future.done():  # timed out or cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    elif result is None:  # pragma: no cover - the writer always sets one or the other
+        future.set_exception(RuntimeError("the disclosure log write failed"))
+    else:
+        future.set_result(result)
+
+
+_STARTED_COLUMNS = (
+    "id",
+    "request_id",
+    "principal",
+    "agreement_id",
+    "agreement_version",
+    "agreement_digest",
+    "approved_by",
+    "legal_basis",
+    "purpose",
+    "operation",
+    "status",
+    "started_at",
+    "rows",
+    "bytes",
+    "start_seq",
+    "plan",
+)
+_FINISHED_COLUMNS = ("status", "finished_at", "rows", "bytes", "sha256", "finish_seq", "error", "details")
+
+
+def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
+    # Only fixed identifiers and placeholders are interpolated; values always travel as parameters.
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+
+
+def _update_sql(table: str, columns: Sequence[str], key: str, mark: str) -> str:
+    return f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in columns)} WHERE {key} = {mark}"  # noqa: S608
 
 
 class SqlDisclosureLog:
@@ -264,6 +345,8 @@ class SqlDisclosureLog:
             "entries": "INSERT INTO log_entries (seq, kind, disclosure_id, body, leaf_hash, created_at) VALUES "  # noqa: S608
             f"({', '.join([mark] * 6)})",
             "nodes": f"INSERT INTO log_nodes (level, idx, hash) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+            "started": _insert_sql("disclosures", _STARTED_COLUMNS, mark),
+            "finished": _update_sql("disclosures", _FINISHED_COLUMNS, "id", mark),
             "subjects": (
                 "INSERT OR IGNORE INTO subject_index (subject_hash, disclosure_seq) VALUES (?, ?)"
                 if self._is_sqlite
@@ -284,8 +367,26 @@ class SqlDisclosureLog:
         return self._signer
 
     # -- public API (called from request threads) ---------------------------------------------------------------
-    def start(self, start: DisclosureStart) -> int:
-        return self._submit(start)
+    def start(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        return self._submit(start, tuple(dict.fromkeys(subjects)))
+
+    async def start_async(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._enqueue(_Pending(start, tuple(dict.fromkeys(subjects)), future=(loop, future)))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._write_timeout_s)
+        except TimeoutError:
+            raise AuditUnavailableError(
+                "the disclosure log did not confirm the write in time; nothing was released"
+            ) from None
+        except AuditUnavailableError:
+            raise
+        except Exception as exc:
+            raise AuditUnavailableError(
+                "the disclosure log cannot be written, so nothing was released; try again later or tell the "
+                "gateway operator"
+            ) from exc
 
     def append_event(self, entry: Mapping[str, Any]) -> int:
         return self._submit(LogEvent.of(entry))
@@ -300,8 +401,16 @@ class SqlDisclosureLog:
         sha256: str | None,
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
-    ) -> int:
-        return self._submit(_make_finish(disclosure_id, status, rows, nbytes, sha256, error, details))
+        wait: bool = True,
+    ) -> int | None:
+        op = _make_finish(disclosure_id, status, rows, nbytes, sha256, error, details)
+        if wait:
+            return self._submit(op)
+        self._enqueue(_Pending(op, waited=False))
+        return None
+
+    def flush(self) -> None:
+        self._submit(_Barrier())
 
     def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
         """Index the subjects of a batch about to be released; returns once they are durable.
@@ -336,10 +445,13 @@ class SqlDisclosureLog:
             return self._write_checkpoint(conn, size, appender.root())
 
     # -- writer thread ------------------------------------------------------------------------------------------
-    def _submit(self, op: _Op) -> int:
-        pending = _Pending(op)
+    def _enqueue(self, pending: _Pending) -> None:
         self._ensure_thread()
         self._queue.put(pending)
+
+    def _submit(self, op: _Op, subjects: tuple[bytes, ...] = ()) -> int:
+        pending = _Pending(op, subjects)
+        self._enqueue(pending)
         if not pending.done.wait(self._write_timeout_s):
             # The entry may still be written later; the caller treats it as not written and releases nothing.
             raise AuditUnavailableError("the disclosure log did not confirm the write in time; nothing was released")
@@ -395,6 +507,11 @@ class SqlDisclosureLog:
         return int(row.size), [bytes.fromhex(h) for h in json.loads(row.border)]
 
     def _commit_group(self, group: list[_Pending]) -> None:
+        if all(isinstance(p.op, _Barrier) for p in group):
+            for pending in group:
+                pending.result = 0
+                pending.settle()
+            return
         try:
             with self._engine.begin() as conn:
                 size, border = self._lock_head(conn)
@@ -402,12 +519,17 @@ class SqlDisclosureLog:
                 entries: list[tuple[Any, ...]] = []
                 nodes: list[Node] = []
                 subjects: list[tuple[bytes, int]] = []
+                started: list[tuple[Any, ...]] = []
+                finished: list[tuple[Any, ...]] = []
                 results: list[int] = []
                 for pending in group:
                     op = pending.op
                     if isinstance(op, _IndexOp):
                         subjects.extend((h, op.disclosure_seq) for h in op.subject_hashes)
                         results.append(op.disclosure_seq)
+                        continue
+                    if isinstance(op, _Barrier):
+                        results.append(0)
                         continue
                     seq = appender.size
                     body = canonical_json({"index": seq, **op.entry()})
@@ -423,16 +545,23 @@ class SqlDisclosureLog:
                             self._db_time(_entry_time(op)),
                         )
                     )
+                    if isinstance(op, DisclosureStart):
+                        started.append(self._started_row(op, seq))
+                        subjects.extend((h, seq) for h in pending.subjects)
+                    elif isinstance(op, DisclosureFinish):
+                        finished.append(self._finished_row(op, seq))
                     results.append(seq)
                 # Driver-level executemany: SQLAlchemy's per-row parameter processing costs more than the inserts.
+                # Starts before finishes: a finish may follow its start in the same group.
                 if entries:
                     conn.exec_driver_sql(self._sql["entries"], entries)
                     conn.exec_driver_sql(self._sql["nodes"], [(n.level, n.index, n.hash.hex()) for n in nodes])
+                if started:
+                    conn.exec_driver_sql(self._sql["started"], started)
+                if finished:
+                    conn.exec_driver_sql(self._sql["finished"], finished)
                 if subjects:
                     conn.exec_driver_sql(self._sql["subjects"], subjects)
-                for pending, seq in zip(group, results, strict=True):
-                    if not isinstance(pending.op, _IndexOp):
-                        self._apply(conn, pending.op, seq)
                 conn.execute(
                     sa.update(_head)
                     .where(_head.c.id == 1)
@@ -443,52 +572,48 @@ class SqlDisclosureLog:
         except Exception as exc:
             _log.error("log_group_failed", error_type=type(exc).__name__, entries=len(group))
             for pending in group:
+                if not pending.waited and isinstance(pending.op, DisclosureFinish):
+                    # Nobody waits for this one: say which disclosure stays 'started' (its id is not personal data).
+                    _log.error("disclosure_finish_lost", disclosure_id=pending.op.disclosure_id)
                 pending.error = exc
-                pending.done.set()
+                pending.settle()
             return
         for pending, seq in zip(group, results, strict=True):
             pending.result = seq
-            pending.done.set()
+            pending.settle()
 
-    def _apply(self, conn: Connection, op: DisclosureStart | DisclosureFinish | LogEvent, seq: int) -> None:
-        if isinstance(op, LogEvent):
-            return  # events live in the log only
-        if isinstance(op, DisclosureStart):
-            conn.execute(
-                sa.insert(_disclosures).values(
-                    id=op.disclosure_id,
-                    request_id=op.request_id,
-                    principal=op.principal,
-                    agreement_id=op.agreement_id,
-                    agreement_version=op.agreement_version,
-                    agreement_digest=op.agreement_digest,
-                    approved_by=op.approved_by,
-                    legal_basis=op.legal_basis,
-                    purpose=op.purpose,
-                    operation=op.operation,
-                    status="started",
-                    started_at=op.started_at,
-                    rows=0,
-                    bytes=0,
-                    start_seq=seq,
-                    plan=canonical_json(dict(op.plan)).decode("utf-8"),
-                )
-            )
-        else:
-            conn.execute(
-                sa.update(_disclosures)
-                .where(_disclosures.c.id == op.disclosure_id)
-                .values(
-                    status=op.status,
-                    finished_at=op.finished_at,
-                    rows=op.rows,
-                    bytes=op.nbytes,
-                    sha256=op.sha256,
-                    finish_seq=seq,
-                    error=op.error,
-                    details=canonical_json(dict(op.details)).decode("utf-8") if op.details else None,
-                )
-            )
+    def _started_row(self, op: DisclosureStart, seq: int) -> tuple[Any, ...]:
+        return (
+            op.disclosure_id,
+            op.request_id,
+            op.principal,
+            op.agreement_id,
+            op.agreement_version,
+            op.agreement_digest,
+            op.approved_by,
+            op.legal_basis,
+            op.purpose,
+            op.operation,
+            "started",
+            self._db_time(op.started_at),
+            0,
+            0,
+            seq,
+            canonical_json(dict(op.plan)).decode("utf-8"),
+        )
+
+    def _finished_row(self, op: DisclosureFinish, seq: int) -> tuple[Any, ...]:
+        return (
+            op.status,
+            self._db_time(op.finished_at),
+            op.rows,
+            op.nbytes,
+            op.sha256,
+            seq,
+            op.error,
+            canonical_json(dict(op.details)).decode("utf-8") if op.details else None,
+            op.disclosure_id,
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
     def _checkpoint_due(self, size: int) -> bool:
@@ -544,8 +669,14 @@ class MemoryDisclosureLog:
             self.entries.append({"index": seq, **entry})
             return seq
 
-    def start(self, start: DisclosureStart) -> int:
-        return self._append(start.entry())
+    def start(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        seq = self._append(start.entry())
+        if subjects:
+            self.subjects.setdefault(seq, set()).update(subjects)
+        return seq
+
+    async def start_async(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        return self.start(start, subjects)
 
     def append_event(self, entry: Mapping[str, Any]) -> int:
         return self._append(LogEvent.of(entry).entry())
@@ -560,8 +691,13 @@ class MemoryDisclosureLog:
         sha256: str | None,
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
-    ) -> int:
-        return self._append(_make_finish(disclosure_id, status, rows, nbytes, sha256, error, details).entry())
+        wait: bool = True,
+    ) -> int | None:
+        seq = self._append(_make_finish(disclosure_id, status, rows, nbytes, sha256, error, details).entry())
+        return seq if wait else None
+
+    def flush(self) -> None:
+        """Nothing is queued in memory."""
 
     def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
         if self.failing:

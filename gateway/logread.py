@@ -8,12 +8,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow
@@ -84,14 +84,30 @@ class DisclosureQuery:
     limit: int = 100
 
 
+def _released() -> sa.ColumnElement[bool]:
+    """Disclosures that may have sent something: still ``started`` (a crash; counted, to be safe) or finished with
+    rows. A single-record lookup indexes its subject with the write-ahead entry, before it knows whether the record
+    exists; when it released nothing, the subject it asked for is not part of the accounting."""
+    return sa.or_(_disclosures.c.status == "started", _disclosures.c.rows > 0)
+
+
 class LogReader:
-    def __init__(self, engine: Engine) -> None:
+    """Reads of the log's tables. ``flush`` (the process's log writer's) runs before each read, so a reader sees
+    every entry this process queued before it, final entries written without waiting included."""
+
+    def __init__(self, engine: Engine, *, flush: Callable[[], None] | None = None) -> None:
         self._engine = engine
+        self._flush = flush
+
+    def _connect(self) -> Connection:
+        if self._flush is not None:
+            self._flush()
+        return self._engine.connect()
 
     def _nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
         if not ids:
             return {}
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 # OR of primary-key equalities: both engines answer it with one index probe per node (SQLite does
                 # not use the primary key for a row-value IN list, which made a proof a scan of the whole tree).
@@ -110,7 +126,7 @@ class LogReader:
         return [fold_right([nodes[i] for i in ids]) for ids in plan]
 
     def size(self) -> int:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             return int(conn.execute(sa.select(_head.c.size).where(_head.c.id == 1)).scalar_one())
 
     def root_at(self, size: int) -> bytes:
@@ -125,7 +141,7 @@ class LogReader:
         return self._fetch(consistency_plan(first, second))
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 sa.select(_checkpoints.c.size, _checkpoints.c.note).order_by(_checkpoints.c.size.desc()).limit(1)
             ).first()
@@ -133,7 +149,7 @@ class LogReader:
 
     def checkpoint_covering(self, index: int) -> tuple[int, str] | None:
         """The smallest stored checkpoint whose tree includes leaf ``index``."""
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 sa.select(_checkpoints.c.size, _checkpoints.c.note)
                 .where(_checkpoints.c.size > index)
@@ -143,12 +159,12 @@ class LogReader:
         return (int(row.size), row.note) if row is not None else None
 
     def entry(self, seq: int) -> tuple[str, str] | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(sa.select(_entries.c.body, _entries.c.leaf_hash).where(_entries.c.seq == seq)).first()
         return (row.body, row.leaf_hash) if row is not None else None
 
     def disclosure(self, disclosure_id: str) -> Any | None:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             return conn.execute(sa.select(_disclosures).where(_disclosures.c.id == disclosure_id)).first()
 
     def disclosures(self, query: DisclosureQuery) -> list[Any]:
@@ -169,7 +185,7 @@ class LogReader:
             stmt = stmt.where(_disclosures.c.start_seq < query.before_seq)
         stmt = stmt.order_by(_disclosures.c.start_seq.desc()).limit(query.limit)
         try:
-            with self._engine.connect() as conn:
+            with self._connect() as conn:
                 return list(conn.execute(stmt))
         except SQLAlchemyError as exc:
             raise AuditUnavailableError("the gateway database is not reachable") from exc
@@ -198,14 +214,14 @@ class LogReader:
         stmt = (
             sa.select(_disclosures)
             .select_from(_subjects.join(_disclosures, _disclosures.c.start_seq == _subjects.c.disclosure_seq))
-            .where(_subjects.c.subject_hash == subject_hash)
+            .where(_subjects.c.subject_hash == subject_hash, _released())
             .order_by(_disclosures.c.start_seq)
         )
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             return list(conn.execute(stmt))
 
     def totals(self) -> list[dict[str, Any]]:
-        with self._engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 sa.select(
                     _disclosures.c.agreement_id,
@@ -220,6 +236,7 @@ class LogReader:
                 conn.execute(
                     sa.select(_disclosures.c.agreement_id, sa.func.count(sa.distinct(_subjects.c.subject_hash)))
                     .select_from(_subjects.join(_disclosures, _disclosures.c.start_seq == _subjects.c.disclosure_seq))
+                    .where(_released())
                     .group_by(_disclosures.c.agreement_id)
                 ).all()
             )

@@ -123,8 +123,9 @@ async def apply_quotas(found: Services, agreement: Agreement, plan: ReleasePlan,
     without a database (the in-memory test fake) has nothing to count, so no quota applies.
     """
     engine = getattr(found.log, "engine", None)
-    if not isinstance(engine, Engine):
-        return plan
+    limits = agreement.limits
+    if not isinstance(engine, Engine) or (limits.requests_per_minute is None and limits.rows_per_day is None):
+        return plan  # no thread hop for the common case of an agreement without quotas
     left = await anyio.to_thread.run_sync(check_quotas, engine, agreement, found.clock())
     if left is not None and not single and (plan.limit is None or plan.limit > left):
         plan = dataclasses.replace(plan, limit=left)
@@ -178,8 +179,8 @@ def check_volume(
 async def watch_volume(found: Services, agreement: Agreement, *, disclosure_id: str, operation: str, rows: int) -> None:
     """After a release: the volume alert, best effort (the rows are already sent; a failure is only logged)."""
     engine = getattr(found.log, "engine", None)
-    if not isinstance(engine, Engine) or rows <= 0:
-        return
+    if not isinstance(engine, Engine) or rows <= ALERT_FACTOR or operation in EXEMPT_OPERATIONS:
+        return  # check_volume would return at once (every single-record release): no thread hop
     try:
         await anyio.to_thread.run_sync(
             lambda: check_volume(

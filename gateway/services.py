@@ -22,6 +22,10 @@ __all__ = ["Authenticator", "Services"]
 class Authenticator(Protocol):
     def authenticate(self, api_key: str) -> Principal | None: ...
 
+    def cached(self, api_key: str) -> Principal | None:
+        """A recent successful authentication of ``api_key`` without I/O (callable on the event loop), or None."""
+        ...
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

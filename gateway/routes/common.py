@@ -68,7 +68,9 @@ async def authenticate(request: Request) -> Principal:
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         raise AuthError("the Authorization header must be 'Bearer <key>'")
-    principal = await anyio.to_thread.run_sync(services(request).authenticator.authenticate, credential.strip())
+    authenticator = services(request).authenticator
+    key = credential.strip()
+    principal = authenticator.cached(key) or await anyio.to_thread.run_sync(authenticator.authenticate, key)
     if principal is None:
         raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
     set_state(request, principal=principal.name)

@@ -64,7 +64,7 @@ def reader(found: Services) -> LogReader:
     log = found.log
     if not isinstance(log, SqlDisclosureLog):
         raise AuditUnavailableError("this gateway's disclosure log cannot be queried")
-    return LogReader(log.engine)
+    return LogReader(log.engine, flush=log.flush)
 
 
 def subject_hash(found: Services, subject_id: str) -> bytes:

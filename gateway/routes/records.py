@@ -9,13 +9,14 @@ tells a requester that a child exists somewhere it may not look. Either way the 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from policies import ColumnType, Dataset, ExtractRequest, Filter, RequestError, plan_extract
+from policies import Agreement, ColumnType, Dataset, ExtractRequest, Filter, ReleasePlan, RequestError, plan_extract
 from transforms import CompiledPlan, NdjsonWriter
 
 from ..errors import ValidationError
@@ -47,6 +48,30 @@ def subject_filter(dataset: Dataset, subject_id: object) -> Filter:
     return Filter(column.name, "eq", subject_id)
 
 
+#: The record plan of an agreement for a day (before the subject is added) is the same for every request; planning
+#: it costs more than the registry read of one record. Keyed by the agreement object (agreements are immutable and
+#: re-parsed when their version changes) and the day; the entry keeps the object, so its id cannot be reused.
+_PLANS: dict[tuple[int, dt.date], tuple[Agreement, ReleasePlan]] = {}
+_PLANS_MAX = 256
+
+
+def _record_plan(agreement: Agreement, today: dt.date) -> ReleasePlan:
+    key = (id(agreement), today)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is agreement:
+        return hit[1]
+    try:
+        plan = plan_extract(
+            agreement, ExtractRequest(None, None, "json", _SINGLE_LIMIT), today=today, operation="record"
+        )
+    except RequestError as exc:
+        raise ValidationError(str(exc), code=exc.code) from exc
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[key] = (agreement, plan)
+    return plan
+
+
 def _render_one(compiled: CompiledPlan) -> Callable[[Row | None], bytes | None]:
     writer = NdjsonWriter(compiled.columns)
 
@@ -63,12 +88,7 @@ async def records(request: Request) -> Response:
     principal = await authenticate(request)
     found = services(request)
     agreement = resolve_agreement(found, principal, request.path_params["agreement_id"])
-    try:
-        plan = plan_extract(
-            agreement, ExtractRequest(None, None, "json", _SINGLE_LIMIT), today=found.today(), operation="record"
-        )
-    except RequestError as exc:
-        raise ValidationError(str(exc), code=exc.code) from exc
+    plan = _record_plan(agreement, found.today())
     # The subject is added after planning: it is not a requester filter (the agreement need not list the key as
     # filterable), and the row scope stays in front of it.
     subject = subject_filter(agreement.dataset, request.path_params["subject_id"])
@@ -82,4 +102,5 @@ async def records(request: Request) -> Response:
         operation="record",
         single=_render_one,
         media_type="application/json",
+        subject=subject.value,
     )

@@ -195,4 +195,5 @@ async def verify(request: Request) -> Response:
         single=single,
         claims=claims,
         media_type="application/json",
+        subject=subject.value,
     )

@@ -41,7 +41,7 @@ class UiContext:
         return self.log.engine
 
     def reader(self) -> LogReader:
-        return LogReader(self.engine)
+        return LogReader(self.engine, flush=self.log.flush)
 
     def _keys(self) -> tuple[SessionStore, bytes]:
         """Blocking (key derivation may read the key store): call from a worker thread."""

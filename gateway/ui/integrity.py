@@ -97,7 +97,7 @@ def build_receipt(log: SqlDisclosureLog, reader: LogReader, row: Any) -> dict[st
 def check_receipt(services: Services, log: SqlDisclosureLog, row: Any) -> ReceiptCheck:
     """Build the entry's receipt and verify it exactly as ``gateway receipt verify`` does: signature, canonical
     entries, inclusion proofs against the signed root."""
-    receipt = build_receipt(log, LogReader(log.engine), row)
+    receipt = build_receipt(log, LogReader(log.engine, flush=log.flush), row)
     if receipt is None:
         return ReceiptCheck(None, False, ["no signed checkpoint covers this entry yet; reload in a few seconds"])
     verifier = log_verifier(services)

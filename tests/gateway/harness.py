@@ -90,11 +90,17 @@ class Env:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
+    def flush(self) -> None:
+        """Wait for this process's queued log entries (a single record's final entry is written without waiting)."""
+        self.services.log.flush()
+
     def log_bodies(self) -> list[str]:
+        self.flush()
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.text("SELECT body FROM log_entries ORDER BY seq"))]
 
     def disclosure(self, disclosure_id: str) -> dict[str, Any]:
+        self.flush()
         with self.engine.connect() as conn:
             row = (
                 conn.execute(sa.text("SELECT * FROM disclosures WHERE id = :i"), {"i": disclosure_id}).mappings().one()

@@ -33,6 +33,17 @@ def test_scrubber_patterns() -> None:
     assert scrub_value("GET /v1/agreements status=200") == "GET /v1/agreements status=200"
 
 
+def test_issued_ids_survive_and_other_values_under_id_keys_do_not(captured: io.StringIO) -> None:
+    # 9+ digit runs inside a hex id used to be rewritten to [number], breaking log-to-entry correlation.
+    issued = "01a224f67f822293927a68bd9e8dee26"
+    crafted = "13812345678-not-an-issued-id"
+    get_logger("t").info("request", disclosure_id=issued, request_id=crafted, other=issued)
+    line = json.loads(captured.getvalue().splitlines()[-1])
+    assert line["disclosure_id"] == issued
+    assert "13812345678" not in line["request_id"]
+    assert line["other"] != issued  # the exemption is for the id keys only
+
+
 def test_logger_drops_secret_keys(captured: io.StringIO) -> None:
     get_logger().info("event", authorization="Bearer abc", api_key="dxg_x", filters={"a": 1}, rows=3)
     line = json.loads(captured.getvalue().splitlines()[-1])

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.connectors import MemoryConnector
+from gateway.logread import LogReader
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
 
@@ -60,6 +61,13 @@ def subject_hash(env: Env, subject_id: str) -> bytes:
 
 
 def indexed_seqs(env: Env, subject_id: str) -> list[int]:
+    """The disclosures the accounting lists for ``subject_id`` (the compliance API's query), by start index."""
+    reader = LogReader(env.engine, flush=env.flush)
+    return sorted(int(r.start_seq) for r in reader.subject_disclosures(subject_hash(env, subject_id)))
+
+
+def raw_index_seqs(env: Env, subject_id: str) -> list[int]:
+    env.flush()
     with env.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT disclosure_seq FROM subject_index WHERE subject_hash = :h"),
@@ -69,6 +77,7 @@ def indexed_seqs(env: Env, subject_id: str) -> list[int]:
 
 
 def disclosure_count(env: Env) -> int:
+    env.flush()
     with env.engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT COUNT(*) FROM disclosures")).scalar_one())
 
@@ -113,12 +122,14 @@ async def test_out_of_scope_and_nonexistent_children_get_the_same_404(env: Env, 
         body.pop("request_id")
     assert bodies[0] == bodies[1]
     assert outside not in first.text and missing not in second.text
-    # The lookups are disclosures that released nothing: logged, finished as completed with 0 rows, not indexed.
+    # The lookups are disclosures that released nothing: logged, finished as completed with 0 rows, and not in
+    # the accounting of either id (the index holds the id asked for, written with the write-ahead entry).
     for response, subject in ((first, outside), (second, missing)):
         entry = env.disclosure(response.headers["x-disclosure-id"])
         assert (entry["status"], entry["rows"], entry["bytes"], entry["operation"]) == ("completed", 0, 0, "record")
         assert entry["sha256"] == hashlib.sha256(b"").hexdigest()
         assert indexed_seqs(env, subject) == []
+        assert raw_index_seqs(env, subject) == [entry["start_seq"]]
     assert disclosure_count(env) == 2
 
 

@@ -95,7 +95,7 @@ async def test_every_verification_is_a_logged_disclosure(env: Env, registry_path
     assert plan["fields"] == []  # nothing of the record is released
     assert plan["claims"] == [{"field": "status", "op": "eq", "value": "enrolled"}]
     assert plan["filters"][-1]["field"] == "child_id" and set(plan["filters"][-1]["value"]) == {"hmac"}
-    # The subject is indexed whatever the answer; a subject that does not exist is not.
+    # The subject is in the accounting whatever the answer; a subject that does not exist is not.
     assert indexed_seqs(env, sid) == sorted(e["start_seq"] for e in entries[:2])
     assert indexed_seqs(env, "C99999999") == []
     assert all(sid not in body and "C99999999" not in body for body in env.log_bodies())
@@ -175,6 +175,7 @@ async def test_rate_limit_answers_429_and_logs_nothing(env: Env, registry_path: 
     assert 1 <= retry_after <= 20
     assert child["child_id"] not in problem["detail"]
     assert disclosure_count(env) == 3
+    env.flush()
     with env.engine.connect() as conn:
         statuses = [r[0] for r in conn.execute(sa.text("SELECT status FROM disclosures"))]
     assert statuses == ["completed"] * 3

@@ -21,6 +21,7 @@ Entities:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +100,12 @@ def _email(found: str) -> str | None:
     return found.lower() if len(tld) >= 2 and tld.isascii() and tld.isalpha() else None
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(regex: str) -> re.Pattern[str]:
+    # Scanners are built per request; re's own cache lookup hashes these long sources every time.
+    return re.compile(regex)
+
+
 @dataclass(frozen=True, slots=True)
 class EntityPattern:
     """An entity's regex (source text, for Presidio and ``re`` alike) and its validating normalizer.
@@ -115,7 +122,7 @@ class EntityPattern:
     priority: int
 
     def compiled(self) -> re.Pattern[str]:
-        return re.compile(self.regex)
+        return _compiled(self.regex)
 
 
 PATTERNS: tuple[EntityPattern, ...] = (
