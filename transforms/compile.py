@@ -76,6 +76,10 @@ class RowScanner(Protocol):
 
     def scan(self, rows: list[_Row]) -> list[_Row]: ...
 
+    def skip_opaque(self, columns: Sequence[str]) -> None:
+        """Leave out columns whose operator output cannot carry an identifier (``opaque_output``)."""
+        ...
+
 
 class KeySource(Protocol):
     """Key bytes for the plan's agreement: its own key (``domain=None``) or a linkage domain's key."""
@@ -392,6 +396,8 @@ def compile_fields(
         except (ValueError, TypeError) as exc:
             raise PlanCompileError(f"column {field.name!r}: {exc}") from None
         fields.append((field.name, index, op))
+    if egress is not None:
+        egress.skip_opaque([name for name, _, op in fields if op is not None and op.opaque_output])
     return CompiledPlan(fields, egress)
 
 

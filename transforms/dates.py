@@ -12,7 +12,7 @@ same key (the agreement's, or a linkage domain's), and unrelated between keys.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from .operators import SubjectOperator
 from .tokenize import HmacSha256, normalize_identifier
@@ -78,6 +78,8 @@ class SubjectOffsets:
 
 class DateShiftOp(SubjectOperator):
     """``date_shift``: ``fn(value, subject)`` returns the shifted date as ISO text (``YYYY-MM-DD``)."""
+
+    opaque_output: ClassVar[bool] = True
 
     __slots__ = ("max_days",)
     name = "date_shift"

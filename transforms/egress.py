@@ -10,6 +10,9 @@ What happens to a finding is the agreement's ``egress.on_finding``: ``block`` ra
 sends nothing more), ``redact`` replaces it with ``<ENTITY>``. Either way the scanner counts findings per (column,
 entity) for the disclosure entry's compliance alerts; it never keeps or reports a value.
 
+Columns whose operator output is opaque (tokens, dates cut to year/quarter/month or shifted, age bands, booleans:
+``opaque_output`` on the operator) are not scanned: no input can make such an output carry an identifier.
+
 Speed: per batch and column, the values are joined into one string and one regex search (and, for names, one
 Aho-Corasick pass) decides whether any value needs a closer look; tokens, masks, generalized dates and placeholders
 never do. Only values of a column whose joined text matched are scanned one by one.
@@ -70,6 +73,12 @@ class EgressScanner:
         self._names = names
         #: findings so far, per (column, entity)
         self.counts: Counter[tuple[str, str]] = Counter()
+
+    def skip_opaque(self, columns: Sequence[str]) -> None:
+        """Stop scanning ``columns``: their operator's output (a token, a cut or shifted date, an age band, a
+        boolean) cannot carry an identifier or a name, whatever the input. Set by the plan compiler."""
+        skip = set(columns)
+        self._scanned = tuple(entry for entry in self._scanned if entry[1] not in skip)
 
     def alerts(self) -> list[dict[str, object]]:
         """The compliance alerts of the disclosure entry: column, entity, count; sorted; no value."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from decimal import ROUND_FLOOR, Context, Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .dates import as_date
 from .operators import ValueOperator, memoized
@@ -22,6 +22,8 @@ DECIMAL = Context(prec=60)
 
 class DateTruncOp(ValueOperator):
     """``generalize: year|quarter|month`` → ``"2021"``, ``"2021-Q3"``, ``"2021-07"``."""
+
+    opaque_output: ClassVar[bool] = True
 
     __slots__ = ("unit",)
     name = "date_trunc"
@@ -68,6 +70,8 @@ class AgeBandOp(ValueOperator):
     Width 1 gives the age (``"4"``); width n gives an inclusive band (``"0-4"``, ``"5-9"``). A birth date after
     ``at`` has no age: the value becomes ``None`` rather than a negative band.
     """
+
+    opaque_output: ClassVar[bool] = True
 
     __slots__ = ("at", "width")
     name = "age_band"

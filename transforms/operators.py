@@ -39,6 +39,11 @@ class _Operator:
     takes_subject: ClassVar[bool] = False
     #: True when ``fn`` takes ``(value, row)``: context-aware redaction reads the row's identifier columns
     takes_row: ClassVar[bool] = False
+    #: True when no output of ``fn`` can carry an identifier or a name, whatever the input: a keyed hash, a date cut
+    #: to year/quarter/month or shifted, an age band, a boolean. The egress scan skips such columns (scanning them
+    #: cost ~10% of an extract and could only ever find a coincidence in a token). Operators that keep part of the
+    #: value (mask, prefix, buckets and rounding of any width) are never opaque.
+    opaque_output: ClassVar[bool] = False
 
     def params(self) -> dict[str, object]:
         """Public parameters, for ``repr`` and descriptions. Never key material."""

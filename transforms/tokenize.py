@@ -19,7 +19,7 @@ import importlib
 import unicodedata
 from binascii import b2a_base64
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from .operators import ValueOperator
 
@@ -150,6 +150,8 @@ def token(mac: HmacSha256, value: Any, *, length: int = 22, fmt: str | None = No
 
 class TokenizeOp(ValueOperator):
     """``tokenize``: a fixed-length token over ``[A-Za-z0-9_-]``."""
+
+    opaque_output: ClassVar[bool] = True
 
     __slots__ = ("format", "length")
     name = "tokenize"

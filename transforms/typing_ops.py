@@ -6,7 +6,7 @@ same whichever registry engine holds it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .operators import ValueOperator
 
@@ -15,6 +15,8 @@ __all__ = ["AsBoolOp"]
 
 class AsBoolOp(ValueOperator):
     """``keep`` on a boolean column: 0/1 (and "0"/"1", "true"/"false") become false/true; anything else is an error."""
+
+    opaque_output: ClassVar[bool] = True
 
     __slots__ = ()
     name = "keep"

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.transforms.support import TOKENIZE_KEY, resident_id
+from transforms.dates import DateShiftOp, SubjectOffsets
 from transforms.egress import EgressBlocked, EgressScanner
+from transforms.generalize import AgeBandOp, BucketOp, DateTruncOp, PrefixOp
 from transforms.mask import MaskOp
 from transforms.redaction import NameDictionary
+from transforms.rounding import RoundOp
 from transforms.tokenize import HmacSha256, TokenizeOp
+from transforms.typing_ops import AsBoolOp
 
 ID = resident_id("110105", dt.date(2019, 3, 15), 2)
 COLUMNS = ("child_id", "status", "national_id", "notes", "amount")
@@ -96,3 +104,49 @@ def test_tokens_masks_and_placeholders_are_not_findings() -> None:
 def test_on_finding_is_checked() -> None:
     with pytest.raises(ValueError, match="block"):
         EgressScanner(COLUMNS, on_finding="ignore")
+
+
+def test_opaque_columns_are_skipped_and_others_still_block() -> None:
+    scanner = EgressScanner(COLUMNS)
+    scanner.skip_opaque(["child_id"])
+    planted = [(ID, "enrolled", None, "ok", 1)]
+    assert scanner.scan(planted) is planted  # the child_id column is no longer looked at
+    with pytest.raises(EgressBlocked):
+        scanner.scan([("t", ID, None, "ok", 1)])  # every other column still is
+
+
+_OPAQUE_INPUTS = st.one_of(
+    st.text(max_size=40),
+    st.integers(min_value=-(10**19), max_value=10**19),
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2100, 12, 31)),
+    st.sampled_from([ID, "13812345678", "zhang.wei@example.cn", "G" + ID, "6222021234567890128"]),
+)
+
+
+def _opaque_operators() -> list[tuple[str, Callable[[Any], Any]]]:
+    shift = DateShiftOp(SubjectOffsets(HmacSha256(b"s" * 32)), 30)
+    return [
+        ("tokenize", TokenizeOp(HmacSha256(TOKENIZE_KEY)).fn),
+        ("tokenize resident_id", TokenizeOp(HmacSha256(TOKENIZE_KEY), fmt="resident_id").fn),
+        ("date_trunc month", DateTruncOp("month").fn),
+        ("date_trunc quarter", DateTruncOp("quarter").fn),
+        ("age_band", AgeBandOp(5, dt.date(2026, 9, 1)).fn),
+        ("as_bool", AsBoolOp().fn),
+        ("date_shift", lambda v: shift.fn(v, "C00000001")),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_OPAQUE_INPUTS)
+def test_opaque_operators_never_output_anything_the_scan_would_find(value: object) -> None:
+    # The reason the scan may skip these columns: whatever goes in (identifiers included), what comes out (or the
+    # error raised for a value the operator refuses) holds nothing the scanner recognises.
+    scanner = EgressScanner(["out"])
+    for name, fn in _opaque_operators():
+        try:
+            out = fn(value)
+        except (ValueError, TypeError, OverflowError):
+            continue
+        assert scanner.scan([(out,)]) == [(out,)], name
+    assert all(op.opaque_output for op in (TokenizeOp, DateTruncOp, AgeBandOp, AsBoolOp, DateShiftOp))
+    assert not any(op.opaque_output for op in (MaskOp, PrefixOp, BucketOp, RoundOp))
