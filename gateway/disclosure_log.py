@@ -20,6 +20,7 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import queue
 import re
@@ -192,6 +193,10 @@ class DisclosureLog(Protocol):
         ...
 
     def index_subjects(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None: ...
+
+    async def index_subjects_async(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
+        """``index_subjects`` for the event loop (no worker thread waits on the commit)."""
+        ...
 
     def flush(self) -> None:
         """Return once every entry queued before the call is written (readers in this process see it)."""
@@ -371,9 +376,16 @@ class SqlDisclosureLog:
         return self._submit(start, tuple(dict.fromkeys(subjects)))
 
     async def start_async(self, start: DisclosureStart, subjects: Sequence[bytes] = ()) -> int:
+        return await self._submit_async(start, tuple(dict.fromkeys(subjects)))
+
+    async def index_subjects_async(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
+        if subject_hashes:
+            await self._submit_async(_IndexOp(disclosure_seq, tuple(dict.fromkeys(subject_hashes))))
+
+    async def _submit_async(self, op: _Op, subjects: tuple[bytes, ...] = ()) -> int:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._enqueue(_Pending(start, tuple(dict.fromkeys(subjects)), future=(loop, future)))
+        self._enqueue(_Pending(op, subjects, future=(loop, future)))
         try:
             return await asyncio.wait_for(asyncio.shield(future), self._write_timeout_s)
         except TimeoutError:
@@ -525,7 +537,7 @@ class SqlDisclosureLog:
                 for pending in group:
                     op = pending.op
                     if isinstance(op, _IndexOp):
-                        subjects.extend((h, op.disclosure_seq) for h in op.subject_hashes)
+                        subjects.extend(zip(op.subject_hashes, itertools.repeat(op.disclosure_seq)))
                         results.append(op.disclosure_seq)
                         continue
                     if isinstance(op, _Barrier):
@@ -547,7 +559,7 @@ class SqlDisclosureLog:
                     )
                     if isinstance(op, DisclosureStart):
                         started.append(self._started_row(op, seq))
-                        subjects.extend((h, seq) for h in pending.subjects)
+                        subjects.extend(zip(pending.subjects, itertools.repeat(seq)))
                     elif isinstance(op, DisclosureFinish):
                         finished.append(self._finished_row(op, seq))
                     results.append(seq)
@@ -703,6 +715,9 @@ class MemoryDisclosureLog:
         if self.failing:
             raise AuditUnavailableError("the disclosure log cannot be written")
         self.subjects.setdefault(disclosure_seq, set()).update(subject_hashes)
+
+    async def index_subjects_async(self, disclosure_seq: int, subject_hashes: Sequence[bytes]) -> None:
+        self.index_subjects(disclosure_seq, subject_hashes)
 
     def ping(self) -> None:
         if self.failing:

@@ -7,6 +7,7 @@ mode, which buffers the at most one row before anything is sent, so a lookup tha
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -315,9 +316,9 @@ async def release(
         def render(_batch: list[Row]) -> bytes:
             return body
 
-    def step() -> tuple[int, bytes] | None:
+    def produce() -> tuple[int, bytes, list[bytes]] | None:
         # Several fetched batches per step: one subject-index commit (one fsync) per ~GROUP_ROWS rows instead of
-        # one per batch; the rows still leave only after their subjects are durable.
+        # one per batch. Fetched and rendered in a worker thread; the caller makes the subjects durable, then sends.
         group: list[list[Row]] = []
         count = 0
         while count < GROUP_ROWS:
@@ -329,13 +330,13 @@ async def release(
         if not group:
             return None
         chunks = [render_checked(batch) for batch in group]
-        log.index_subjects(start_seq, [h for batch in group for h in subjects_of(batch)])
-        return count, b"".join(chunks)
+        return count, b"".join(chunks), [h for batch in group for h in subjects_of(batch)]
 
     async def body_iter() -> AsyncIterator[bytes]:
         digest = hashlib.sha256()
         rows = nbytes = 0
         status, error = "aborted", None
+        ahead: asyncio.Future[tuple[int, bytes, list[bytes]] | None] | None = None
         try:
             if head:
                 digest.update(head)
@@ -352,12 +353,21 @@ async def release(
                 rows += len(first)
                 nbytes += len(chunk)
                 yield chunk
-                while (item := await anyio.to_thread.run_sync(step)) is not None:
-                    count, chunk = item
+                # Pipelined one group deep: while group n's subjects are committed (the log writer's fsync) and its
+                # bytes are sent, group n+1 is fetched and rendered in a worker thread. A group leaves only after
+                # its subjects are durable; a group rendered but never sent (a disconnect) is never indexed.
+                ahead = asyncio.ensure_future(anyio.to_thread.run_sync(produce))
+                # shield: a cancelled response (a disconnect) must not cancel the task while its thread still reads
+                # `batches`; the finally block waits for it instead.
+                while (item := await asyncio.shield(ahead)) is not None:
+                    count, chunk, subjects = item
+                    ahead = asyncio.ensure_future(anyio.to_thread.run_sync(produce))
+                    await log.index_subjects_async(start_seq, subjects)
                     digest.update(chunk)
                     rows += count
                     nbytes += len(chunk)
                     yield chunk
+                ahead = None
             if tail:
                 digest.update(tail)
                 nbytes += len(tail)
@@ -373,6 +383,11 @@ async def release(
         finally:
             close = getattr(batches, "close", None)
             with anyio.CancelScope(shield=True):
+                if ahead is not None:
+                    # The worker thread may still be reading `batches`: let it finish before closing the cursor.
+                    await asyncio.wait([ahead])
+                    if not ahead.cancelled():
+                        ahead.exception()  # retrieved, so asyncio does not report it as never awaited
                 if close is not None:
                     await anyio.to_thread.run_sync(close)
 
