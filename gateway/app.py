@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import GatewayError
+from .errors import AuditUnavailableError, GatewayError
 from .logconfig import get_logger
 from .problems import problem_response
 from .routes.admin_agreements import (
@@ -80,6 +81,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
         detail.get(exc.status_code, str(exc.detail)),
         headers=exc.headers,
         request_id=request_id(request),
+    )
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """The gateway's own database is down, stalled or locked where a route did not map it (registry errors are
+    mapped by the connectors): 503 as for authentication, not 500, and nothing was released. Logged by type only:
+    driver messages embed SQL parameters."""
+    _log.error("gateway_database_error", error_type=type(exc).__name__, request_id=request_id(request))
+    return await gateway_error(
+        request, AuditUnavailableError("the gateway database is not reachable; nothing was released; try again later")
     )
 
 
@@ -203,7 +214,12 @@ def create_app(services: Services) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={GatewayError: gateway_error, HTTPException: http_error, Exception: internal_error},
+        exception_handlers={
+            GatewayError: gateway_error,
+            HTTPException: http_error,
+            OperationalError: database_error,
+            Exception: internal_error,
+        },
         lifespan=_lifespan,
     )
     app.state.services = services

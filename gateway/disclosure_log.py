@@ -399,6 +399,12 @@ class SqlDisclosureLog:
                 "the disclosure log cannot be written, so nothing was released; try again later or tell the "
                 "gateway operator"
             ) from exc
+        finally:
+            # Timed out or cancelled: nobody will read the writer's late result, so the future is cancelled now
+            # (the writer then skips it; otherwise asyncio would print the unretrieved error, SQL included, on
+            # stderr past the log scrubber).
+            if not future.done():
+                future.cancel()
 
     def append_event(self, entry: Mapping[str, Any]) -> int:
         return self._submit(LogEvent.of(entry))

@@ -45,6 +45,9 @@ _KEYS = {
     "http_registry",
     "ner_model",
     "names_ttl_s",
+    "checkpoint_every",
+    "checkpoint_interval_s",
+    "audit_write_timeout_s",
 }
 
 

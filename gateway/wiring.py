@@ -9,7 +9,7 @@ from .agreements_store import ACTIVE, AgreementRegistry, AgreementStore
 from .auth import PrincipalStore
 from .budget import PrivacyBudget
 from .connectors import Connector, SqlConnector
-from .db import create_gateway_engine, init_schema
+from .db import bound_round_trips, create_gateway_engine, init_schema
 from .disclosure_log import SqlDisclosureLog
 from .errors import ConfigError
 from .keystore import SqlKeyStore
@@ -61,6 +61,9 @@ def build_services(settings: Settings) -> Services:
     master = load_master_key(settings.master_key_path)
     engine = create_gateway_engine(settings.database_url)
     init_schema(engine)
+    # Migrations may take long; from here on every round trip to the database is bounded, so a stalled database
+    # fails requests (503) and the log writer's stuck write instead of holding them forever.
+    bound_round_trips(engine, settings.audit_write_timeout_s)
     agreements = _agreement_registry(settings, AgreementStore(engine), catalog)
     # Key versions are re-read at most every 5 s: a rotation reaches every process within that time.
     ring = KeyRing(master, SqlKeyStore(engine), latest_ttl=5.0)

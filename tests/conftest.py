@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from policies import Agreement, Catalog, parse_agreement, parse_catalog
+from tests import _logscan
 
 # In CI the property tests draw the same examples every run (CI=true): time and outcome never depend on the draw.
 # Locally they explore new examples each run.
@@ -22,6 +23,14 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 POSTGRES_ENV = "DXG_TEST_POSTGRES_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Whole-run scan of the gateway's logs for seeded secrets and personal data (see tests/_logscan.py).
+    if not config.pluginmanager.has_plugin("dxg-logscan"):
+        config.pluginmanager.register(_logscan.LogScanPlugin(), "dxg-logscan")
+
+
 TODAY = dt.date(2026, 11, 28)
 
 
@@ -68,6 +77,7 @@ def registry_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("registry") / "registry.db"
     build_registry(path, rows=600, seed=7)
+    _logscan.register_registry(path)  # its ids, phones and names must never reach a log
     return path
 
 

@@ -18,11 +18,23 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from policies import ColumnType, Filter, ReleasePlan
 from transforms.aggregate import AggregatePlan
 
+from ..db import bound_round_trips
 from ..errors import RegistryTimeoutError, RegistryUnavailableError
 from .base import Row
 from .sql_aggregate import run_aggregate
 
 __all__ = ["SqlConnector"]
+
+
+#: Extra seconds the client waits beyond the server's statement_timeout before it gives up on a round trip itself:
+#: a registry that answers at all reports its own timeout first (and keeps the connection usable).
+CLIENT_GRACE_S = 1.0
+
+
+def _is_timeout(exc: Exception) -> bool:
+    """A statement the server cancelled (statement_timeout), or a connect or round trip the client gave up on."""
+    text = str(getattr(exc, "orig", None) or exc).lower()  # the driver's message, not the SQL text
+    return "timeout" in text or "canceling statement" in text
 
 
 def _escape_like(value: str) -> str:
@@ -57,6 +69,9 @@ class SqlConnector:
                     "options": f"-c statement_timeout={timeout_ms} -c default_transaction_read_only=on",
                 },
             )
+            # statement_timeout needs a server that hears the statement; a stalled network path or a hung server
+            # would otherwise hold the request (and the pool's ping) forever.
+            bound_round_trips(self._engine, timeout_s + CLIENT_GRACE_S)
 
     @property
     def engine(self) -> Engine:
@@ -110,12 +125,14 @@ class SqlConnector:
         try:
             conn = self._engine.connect()
         except OperationalError as exc:
+            if _is_timeout(exc):  # it accepted the connection but did not answer in time
+                raise RegistryTimeoutError("the registry did not answer within its time limit") from exc
             raise RegistryUnavailableError("the registry database is not reachable") from exc
         try:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(query)
         except OperationalError as exc:
             conn.close()
-            if "timeout" in str(exc).lower() or "canceling statement" in str(exc).lower():
+            if _is_timeout(exc):
                 raise RegistryTimeoutError("the registry query exceeded its time limit") from exc
             raise RegistryUnavailableError("the registry query failed") from exc
         except SQLAlchemyError as exc:
@@ -151,6 +168,8 @@ def _batches(conn: sa.Connection, result: sa.CursorResult[Any], batch_rows: int)
         for partition in result.partitions(batch_rows):
             yield [tuple(row) for row in partition]
     except OperationalError as exc:
+        if _is_timeout(exc):
+            raise RegistryTimeoutError("the registry query exceeded its time limit") from exc
         raise RegistryUnavailableError("the registry stopped answering during the query") from exc
     finally:
         result.close()
