@@ -98,13 +98,20 @@ class ContextMatcher:
         if not context:
             return []
         found: list[Finding] = []
+        get = context.get
         for column in self._name_columns:
-            raw = context.get(column)
-            if raw:
-                name = raw.strip() if isinstance(raw, str) else str(raw)
-                # Every form of a name (full, given, one given character) contains its last character.
-                if name and name[-1] in text:
-                    _find_name(text, name, found)
+            raw = get(column)
+            if not raw:
+                continue
+            if raw.__class__ is str and not raw[-1].isspace():
+                # Every form of a name (full, given, one given character) contains its last character: one C-level
+                # test rejects most rows before anything is built.
+                if raw[-1] in text:
+                    _find_name(text, raw.lstrip(), found)
+                continue
+            name = raw.strip() if isinstance(raw, str) else str(raw)
+            if name and name[-1] in text:
+                _find_name(text, name, found)
         if self._digit_columns and _HAS_DIGIT.search(text) is not None:
             # The digits of a match, separators removed, are a substring of the text with separators removed: one
             # pass decides for every digit value whether the run-by-run search is needed at all.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate
 from types import MappingProxyType
 
-from .context import ContextMatcher
+from .context import CONTEXT_FORMATS, ContextMatcher
 from .findings import Finding, drop_contained, new_finding
 from .names import NameIndex
 from .patterns import (
@@ -123,6 +123,10 @@ class StructuredScanner:
                             out[i].append(Finding(entity, match.start(), match.end(), value))
 
 
+#: Every entity the record-aware matcher can report (see ``context.CONTEXT_FORMATS``).
+_CONTEXT_ENTITIES = frozenset(CONTEXT_FORMATS.values())
+
+
 class Detector:
     """Structured identifiers, registry names and the record's own values, for a fixed set of entities."""
 
@@ -162,15 +166,21 @@ class Detector:
             # Digit values already found as validated identifiers are not searched again (``covered``).
             wanted = self._wanted
             find = self._context.find
+            nothing: dict[tuple[str, str], int] = {}  # shared, never written: most texts have no finding yet
+            everything = wanted >= _CONTEXT_ENTITIES
             for i, context in enumerate(contexts):
                 if not context:
                     continue
                 found = out[i]
-                covered: dict[tuple[str, str], int] = {}
-                for f in found:
-                    key = (f.entity, f.value)
-                    covered[key] = covered.get(key, 0) + 1
-                found += [f for f in find(texts[i], context, covered=covered) if f.entity in wanted]
+                covered = nothing
+                if found:
+                    covered = {}
+                    for f in found:
+                        key = (f.entity, f.value)
+                        covered[key] = covered.get(key, 0) + 1
+                more = find(texts[i], context, covered=covered)
+                if more:
+                    found += more if everything else [f for f in more if f.entity in wanted]
         if self._names is not None:
             self._names.scan(joined, starts, out)
         return [drop_contained(found) if len(found) > 1 else found for found in out]
