@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi_lifecycle import lifecycle_paths
+from .openapi_compliance import compliance_paths, compliance_schemas
+from .openapi_lifecycle import lifecycle_paths, lifecycle_schemas
 
 __all__ = ["openapi_document"]
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
-def _problems(*codes: int) -> dict[str, Any]:
+def _problems(*codes: int, **texts: str) -> dict[str, Any]:
+    """Problem responses for ``codes``; ``t409="..."`` replaces the description of one status for one operation."""
     text = {
         400: "Malformed JSON",
         401: "Missing or invalid API key",
@@ -28,8 +30,16 @@ def _problems(*codes: int) -> dict[str, Any]:
         504: "Registry timeout",
     }
     return {
-        str(c): {"description": text[c], "content": {"application/problem+json": {"schema": _PROBLEM}}} for c in codes
+        str(c): {
+            "description": texts.get(f"t{c}", text[c]),
+            "content": {"application/problem+json": {"schema": _PROBLEM}},
+        }
+        for c in codes
     }
+
+
+#: 409 of the operations that release rows: the egress scan blocked a value (egress.on_finding: block)
+_EGRESS_409 = "An identifier was found in a released column (egress-blocked): nothing released"
 
 
 _CONDITION = {
@@ -83,6 +93,16 @@ def openapi_document() -> dict[str, Any]:
                         "status": {"type": "integer"},
                         "detail": {"type": "string"},
                         "request_id": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "agreement lifecycle: the findings, as file:line: path: reason",
+                        },
+                        "checks": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "/readyz: each dependency's state",
+                        },
                     },
                 },
                 "VerifyRequest": {
@@ -122,6 +142,122 @@ def openapi_document() -> dict[str, Any]:
                         "disclosure_control": {"type": "object"},
                     },
                 },
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status", "checks"],
+                    "properties": {
+                        "status": {"const": "ready"},
+                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+                **compliance_schemas(),  # disclosures, receipts, totals (gateway/openapi_compliance.py)
+                **lifecycle_schemas(),  # versions, re-identification requests (gateway/openapi_lifecycle.py)
+                "AgreementList": {
+                    "type": "object",
+                    "required": ["agreements"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "agreements": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": [
+                                    "id",
+                                    "version",
+                                    "digest",
+                                    "title",
+                                    "purpose",
+                                    "legal_basis",
+                                    "approved_by",
+                                    "parties",
+                                    "valid_from",
+                                    "valid_until",
+                                    "dataset",
+                                    "operations",
+                                    "filterable",
+                                    "fields",
+                                    "row_scope",
+                                    "limits",
+                                    "reidentification",
+                                    "role",
+                                    "valid_today",
+                                ],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "version": {"type": "integer"},
+                                    "digest": {"type": "string"},
+                                    "title": {"type": "string"},
+                                    "purpose": {"type": "string"},
+                                    "legal_basis": {"type": "string"},
+                                    "approved_by": {"type": "string"},
+                                    "parties": {"type": "array", "items": {"type": "string"}},
+                                    "valid_from": {"type": "string", "format": "date"},
+                                    "valid_until": {"type": ["string", "null"], "format": "date"},
+                                    "dataset": {"type": "string"},
+                                    "operations": {"type": "array", "items": {"type": "string"}},
+                                    "filterable": {"type": "array", "items": {"type": "string"}},
+                                    "fields": {
+                                        "type": "object",
+                                        "description": "released field -> its effective rule",
+                                        "additionalProperties": {"type": "object"},
+                                    },
+                                    "row_scope": {"type": "array"},
+                                    "limits": {
+                                        "type": "object",
+                                        "properties": {
+                                            "requests_per_minute": {"type": ["integer", "null"]},
+                                            "rows_per_day": {"type": ["integer", "null"]},
+                                            "max_rows_per_request": {"type": ["integer", "null"]},
+                                        },
+                                    },
+                                    "reidentification": {
+                                        "type": "object",
+                                        "required": ["allowed", "fields"],
+                                        "properties": {
+                                            "allowed": {"type": "boolean"},
+                                            "fields": {"type": "array", "items": {"type": "string"}},
+                                        },
+                                    },
+                                    "role": {"enum": ["party", "oversight"]},
+                                    "valid_today": {"type": "boolean"},
+                                },
+                            },
+                        }
+                    },
+                },
+                "RiskReport": {
+                    "type": "object",
+                    "required": [
+                        "agreement",
+                        "dataset",
+                        "quasi_identifiers",
+                        "quasi_identifiers_from",
+                        "row_scope",
+                        "computed_on",
+                        "records",
+                        "equivalence_classes",
+                        "prosecutor_risk",
+                        "journalist_risk",
+                        "marketer_risk",
+                        "method",
+                    ],
+                    "description": "Counts and ratios only; see docs/disclosure-control.md",
+                    "properties": {
+                        "agreement": {"type": "object"},
+                        "dataset": {"type": "string"},
+                        "quasi_identifiers": {"type": "array", "items": {"type": "object"}},
+                        "quasi_identifiers_from": {"type": "string"},
+                        "row_scope": {"type": "array"},
+                        "computed_on": {"type": "string", "format": "date"},
+                        "records": {"type": "integer", "minimum": 0},
+                        "equivalence_classes": {"type": "integer", "minimum": 0},
+                        "prosecutor_risk": {"type": "object"},
+                        "journalist_risk": {"type": "object"},
+                        "marketer_risk": {"type": "number"},
+                        "after_k_anonymity": {"type": "object"},
+                        "method": {"type": "string"},
+                    },
+                },
                 "ExtractRequest": {
                     "type": "object",
                     "additionalProperties": False,
@@ -140,21 +276,58 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness",
                     "security": [],
-                    "responses": {"200": {"description": "The process is up"}},
+                    "responses": {
+                        "200": {
+                            "description": "The process is up",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status"],
+                                        "properties": {"status": {"const": "ok"}},
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
             "/readyz": {
                 "get": {
                     "summary": "Readiness: disclosure log and registry reachable",
                     "security": [],
-                    "responses": {"200": {"description": "Ready"}, **_problems()},
+                    "responses": {
+                        "200": {
+                            "description": "Ready",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}},
+                        },
+                        "503": {
+                            "description": "Not ready: checks names the dependency that failed (problem not-ready)",
+                            "content": {"application/problem+json": {"schema": _PROBLEM}},
+                        },
+                    },
                 }
             },
             "/v1/agreements": {
                 "get": {
                     "summary": "Agreements the caller may use (party) or oversee (compliance, admin, approver)",
                     "responses": {
-                        "200": {"description": "Agreements with their effective field rules"},
+                        "200": {
+                            "description": "Agreements with their effective field rules",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgreementList"}}},
+                        },
                         **_problems(401),
                     },
                 }
@@ -173,7 +346,7 @@ def openapi_document() -> dict[str, Any]:
                             "headers": {"X-Disclosure-Id": {"schema": {"type": "string"}}},
                             "content": {"application/x-ndjson": {}, "text/csv": {}},
                         },
-                        **_problems(400, 401, 403, 404, 413, 415, 422, 429, 501, 502, 503, 504),
+                        **_problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 501, 502, 503, 504, t409=_EGRESS_409),
                     },
                 }
             },
@@ -195,7 +368,7 @@ def openapi_document() -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/AggregateTable"}}
                             },
                         },
-                        **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 502, 503, 504),
+                        **_problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 501, 502, 503, 504),
                     },
                 }
             },
@@ -204,7 +377,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Re-identification risk of the agreement on the current data (admin, approver)",
                     "parameters": [agreement_id],
                     "responses": {
-                        "200": {"description": "Records, classes, prosecutor/journalist/marketer risk"},
+                        "200": {
+                            "description": "Records, classes, prosecutor/journalist/marketer risk",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RiskReport"}}},
+                        },
                         **_problems(401, 403, 404, 502, 504),
                     },
                 }
@@ -219,7 +395,7 @@ def openapi_document() -> dict[str, Any]:
                             "headers": {"X-Disclosure-Id": {"schema": {"type": "string"}}},
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
-                        **_problems(401, 403, 404, 422, 501, 502, 503, 504),
+                        **_problems(401, 403, 404, 409, 422, 429, 501, 502, 503, 504, t409=_EGRESS_409),
                         "404": {
                             "description": "Unknown agreement, or no record for this subject under the agreement "
                             "(the same answer whether it does not exist or is outside the agreement's scope)",
@@ -257,5 +433,6 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **lifecycle_paths(),  # agreement governance and re-identification (gateway/openapi_lifecycle.py)
+            **compliance_paths(),  # the disclosure log as compliance reads it (gateway/openapi_compliance.py)
         },
     }

@@ -84,7 +84,7 @@ def _with_problems(handler: Handler) -> Handler:
 
 def _version_param(request: Request) -> int:
     text = request.path_params["version"]
-    if not text.isdigit() or len(text) > 7:
+    if not (text.isascii() and text.isdigit()) or len(text) > 7:  # "²".isdigit() is True, int("²") fails
         raise NotFoundError("versions are positive integers")
     return int(text)
 

@@ -137,7 +137,7 @@ async def read_json(request: Request, limit: int) -> Any:
     if content_type not in ("application/json", ""):
         raise UnsupportedMediaTypeError("send the request body as application/json")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the request body is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

@@ -79,9 +79,11 @@ def _time(value: str | None, name: str) -> dt.datetime | None:
         if len(value) == 10:
             return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC)
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, as stored: SQLite compares the wall time and would ignore another offset. A moment that has no UTC
+        # representation (0001-01-01T00:00+01:00) is the caller's error, not an unreachable database.
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
         raise ValidationError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _cursor(value: str | None) -> int | None:
@@ -90,7 +92,8 @@ def _cursor(value: str | None) -> int | None:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=" * (-len(value) % 4)))
         before = decoded["before"]
-        if isinstance(before, int) and not isinstance(before, bool) and before >= 0:
+        # A log index fits the BIGINT column; a larger one would fail in the driver (500 or 503), not here (422).
+        if isinstance(before, int) and not isinstance(before, bool) and 0 <= before < 2**63:
             return before
     except (ValueError, KeyError, TypeError):
         pass
@@ -115,7 +118,7 @@ def _query(request: Request, principal: Principal, *, page: int | None = None) -
     limit = page or 100
     if "limit" in params and page is None:
         text = params["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= _MAX_PAGE:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_PAGE:  # "²".isdigit() is True
             raise ValidationError(f"limit must be an integer between 1 and {_MAX_PAGE}")
         limit = int(text)
     who = params.get("principal")

@@ -32,7 +32,7 @@ async def checkpoint(request: Request) -> Response:
 
 
 def _size(text: str | None, name: str) -> int:
-    if text is None or not text.isdigit() or len(text) > 15:
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 15:  # "²".isdigit(), int("²") fails
         raise ValidationError(f"{name} must be a tree size (a non-negative integer)")
     return int(text)
 

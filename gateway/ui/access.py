@@ -100,7 +100,7 @@ async def read_form(request: Request) -> FormData:
     if content_type != "application/x-www-form-urlencoded":
         raise UnsupportedMediaTypeError("send the form as application/x-www-form-urlencoded")
     declared = request.headers.get("content-length")
-    if declared is None or not declared.isdigit() or int(declared) > _MAX_FORM_BYTES:
+    if declared is None or not (declared.isascii() and declared.isdigit()) or int(declared) > _MAX_FORM_BYTES:
         raise PayloadTooLargeError(f"the form is larger than {_MAX_FORM_BYTES} bytes (or its length is not declared)")
     return await request.form(max_files=0, max_fields=16, max_part_size=_MAX_FORM_BYTES)
 
