@@ -24,6 +24,7 @@ import itertools
 import json
 import queue
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -247,8 +248,39 @@ class _Barrier:
 _Op = DisclosureStart | DisclosureFinish | LogEvent | _IndexOp | _Barrier
 
 
+class EntryParts:
+    """An entry's canonical JSON without its index, split where ``"index"`` sorts in: the writer (one thread, the
+    log's serial section) only has to splice in the number. Built in the caller's thread."""
+
+    __slots__ = ("head", "plan", "tail")
+
+    def __init__(self, entry: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> None:
+        if "index" in entry or not all(k.isascii() for k in entry):
+            # Top-level keys are fixed ASCII names (code-point order is RFC 8785's UTF-16 order there).
+            raise ValueError("entry keys must be ASCII and must not include 'index'")
+        before = canonical_json({k: v for k, v in entry.items() if k < "index"})
+        after = canonical_json({k: v for k, v in entry.items() if k > "index"})
+        self.head = before[:-1] + (b"," if len(before) > 2 else b"") + b'"index":'
+        self.tail = (b"," if len(after) > 2 else b"") + after[1:]
+        #: the disclosures table's copy of a start's plan, canonical too
+        self.plan = canonical_json(dict(plan)).decode("utf-8") if plan is not None else None
+
+    def body(self, index: int) -> bytes:
+        """Exactly ``canonical_json({"index": index, **entry})``."""
+        return self.head + str(index).encode("ascii") + self.tail
+
+
+def _parts_of(op: _Op) -> EntryParts | None:
+    if isinstance(op, _IndexOp | _Barrier):
+        return None
+    entry = op.entry()
+    if "index" in entry or not all(k.isascii() for k in entry):
+        return None  # the writer serializes it whole (and refuses what must be refused) as before
+    return EntryParts(entry, op.plan if isinstance(op, DisclosureStart) else None)
+
+
 class _Pending:
-    __slots__ = ("done", "error", "future", "op", "result", "subjects", "waited")
+    __slots__ = ("done", "error", "future", "op", "parts", "result", "subjects", "waited")
 
     def __init__(
         self,
@@ -259,6 +291,7 @@ class _Pending:
         future: tuple[asyncio.AbstractEventLoop, asyncio.Future[int]] | None = None,
     ) -> None:
         self.op = op
+        self.parts = _parts_of(op)  # canonical JSON now, in the caller's thread, not in the writer's
         self.subjects = subjects
         self.waited = waited
         self.future = future
@@ -358,6 +391,22 @@ class SqlDisclosureLog:
                 else "INSERT INTO subject_index (subject_hash, disclosure_seq) VALUES (%s, %s) ON CONFLICT DO NOTHING"
             ),
         }
+
+        # SQLite's multi-row forms (UPDATE ... FROM needs 3.33); parameters per statement kept under the default
+        # limit of SQLite >= 3.32 (32766), whatever this build allows.
+        self._multirow: dict[str, str] = {}
+        self._max_variables = 32_000
+        if self._is_sqlite and sqlite3.sqlite_version_info >= (3, 33):
+            finished_set = ", ".join(f"{c} = v.column{i + 1}" for i, c in enumerate(_FINISHED_COLUMNS))
+            self._multirow = {
+                "entries": "INSERT INTO log_entries (seq, kind, disclosure_id, body, leaf_hash, created_at) "
+                "VALUES {values}",
+                "nodes": "INSERT INTO log_nodes (level, idx, hash) VALUES {values}",
+                "started": f"INSERT INTO disclosures ({', '.join(_STARTED_COLUMNS)}) VALUES {{values}}",  # noqa: S608
+                "finished": f"UPDATE disclosures SET {finished_set} FROM (VALUES {{values}}) AS v "  # noqa: S608
+                f"WHERE disclosures.id = v.column{len(_FINISHED_COLUMNS) + 1}",
+                "subjects": "INSERT OR IGNORE INTO subject_index (subject_hash, disclosure_seq) VALUES {values}",
+            }
 
     @property
     def engine(self) -> Engine:
@@ -550,7 +599,8 @@ class SqlDisclosureLog:
                         results.append(0)
                         continue
                     seq = appender.size
-                    body = canonical_json({"index": seq, **op.entry()})
+                    parts = pending.parts
+                    body = parts.body(seq) if parts is not None else canonical_json({"index": seq, **op.entry()})
                     leaf = hashlib.sha256(b"\x00" + body).digest()
                     nodes.extend(appender.append(leaf))
                     entries.append(
@@ -564,22 +614,18 @@ class SqlDisclosureLog:
                         )
                     )
                     if isinstance(op, DisclosureStart):
-                        started.append(self._started_row(op, seq))
+                        started.append(self._started_row(op, seq, parts.plan if parts is not None else None))
                         subjects.extend(zip(pending.subjects, itertools.repeat(seq)))
                     elif isinstance(op, DisclosureFinish):
                         finished.append(self._finished_row(op, seq))
                     results.append(seq)
                 # Driver-level executemany: SQLAlchemy's per-row parameter processing costs more than the inserts.
                 # Starts before finishes: a finish may follow its start in the same group.
-                if entries:
-                    conn.exec_driver_sql(self._sql["entries"], entries)
-                    conn.exec_driver_sql(self._sql["nodes"], [(n.level, n.index, n.hash.hex()) for n in nodes])
-                if started:
-                    conn.exec_driver_sql(self._sql["started"], started)
-                if finished:
-                    conn.exec_driver_sql(self._sql["finished"], finished)
-                if subjects:
-                    conn.exec_driver_sql(self._sql["subjects"], subjects)
+                self._write_rows(conn, "entries", entries)
+                self._write_rows(conn, "nodes", [(n.level, n.index, n.hash.hex()) for n in nodes])
+                self._write_rows(conn, "started", started)
+                self._write_rows(conn, "finished", finished)
+                self._write_rows(conn, "subjects", subjects)
                 conn.execute(
                     sa.update(_head)
                     .where(_head.c.id == 1)
@@ -600,7 +646,30 @@ class SqlDisclosureLog:
             pending.result = seq
             pending.settle()
 
-    def _started_row(self, op: DisclosureStart, seq: int) -> tuple[Any, ...]:
+    def _write_rows(self, conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert (or, for ``finished``, update) ``rows`` with the statement named ``statement``.
+
+        PostgreSQL: one driver executemany (psycopg pipelines it). SQLite: as few statements as possible, each with
+        many rows (``VALUES (...), (...)``; finishes with ``UPDATE ... FROM (VALUES ...)``). The sqlite3 module
+        releases the GIL around every row step of an executemany, and under load each release cost the writer ~0.2
+        ms to get it back from the request threads: 11 ms of a 20 ms group commit went there.
+        """
+        if not rows:
+            return
+        if not self._multirow:
+            conn.exec_driver_sql(self._sql[statement], rows)
+            return
+        width = len(rows[0])
+        one = "(" + ", ".join(["?"] * width) + ")"
+        per = max(1, self._max_variables // width)
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            values = ", ".join([one] * len(chunk))
+            conn.exec_driver_sql(
+                self._multirow[statement].format(values=values), tuple(itertools.chain.from_iterable(chunk))
+            )
+
+    def _started_row(self, op: DisclosureStart, seq: int, plan: str | None) -> tuple[Any, ...]:
         return (
             op.disclosure_id,
             op.request_id,
@@ -617,7 +686,7 @@ class SqlDisclosureLog:
             0,
             0,
             seq,
-            canonical_json(dict(op.plan)).decode("utf-8"),
+            plan if plan is not None else canonical_json(dict(op.plan)).decode("utf-8"),
         )
 
     def _finished_row(self, op: DisclosureFinish, seq: int) -> tuple[Any, ...]:

@@ -13,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gateway.canonical import canonical_json
 from gateway.cli import main
 from gateway.db import create_gateway_engine, init_schema
-from gateway.disclosure_log import DisclosureStart, MemoryDisclosureLog, SqlDisclosureLog
+from gateway.disclosure_log import DisclosureStart, EntryParts, MemoryDisclosureLog, SqlDisclosureLog
 from gateway.logsigner import LogSigner, LogVerifier
 from gateway.receipt import verify_receipt
 from gateway.tlog import MemoryTree, leaf_hash
@@ -29,8 +32,19 @@ RESEARCH = "/v1/agreements/research-continuity/extract"
 
 
 def _start(i: int | str, principal: str = "pku-education-lab") -> DisclosureStart:
-    return DisclosureStart(f"d{i}", "req", principal, "research-continuity", 1, "sha256:x", "li", "basis", "research",
-                           "extract", {"fields": [], "filters": []})
+    return DisclosureStart(
+        f"d{i}",
+        "req",
+        principal,
+        "research-continuity",
+        1,
+        "sha256:x",
+        "li",
+        "basis",
+        "research",
+        "extract",
+        {"fields": [], "filters": []},
+    )
 
 
 # -- appends ----------------------------------------------------------------------------------------------------------
@@ -210,8 +224,10 @@ def _delete(conn: sqlite3.Connection) -> None:
 
 
 def _insert(conn: sqlite3.Connection) -> None:
-    conn.execute("INSERT INTO log_entries (seq, kind, disclosure_id, body, leaf_hash, created_at) "
-                 "SELECT 20, kind, disclosure_id, body, leaf_hash, created_at FROM log_entries WHERE seq = 3")
+    conn.execute(
+        "INSERT INTO log_entries (seq, kind, disclosure_id, body, leaf_hash, created_at) "
+        "SELECT 20, kind, disclosure_id, body, leaf_hash, created_at FROM log_entries WHERE seq = 3"
+    )
 
 
 def _swap(conn: sqlite3.Connection) -> None:
@@ -226,8 +242,10 @@ def _bad_signature(conn: sqlite3.Connection) -> None:
     head, _, sig = note.rstrip("\n").rpartition(" ")
     raw = bytearray(base64.b64decode(sig))
     raw[10] ^= 1
-    conn.execute("UPDATE log_checkpoints SET note = ? WHERE size = (SELECT MIN(size) FROM log_checkpoints)",
-                 (f"{head} {base64.b64encode(bytes(raw)).decode()}\n",))
+    conn.execute(
+        "UPDATE log_checkpoints SET note = ? WHERE size = (SELECT MIN(size) FROM log_checkpoints)",
+        (f"{head} {base64.b64encode(bytes(raw)).decode()}\n",),
+    )
 
 
 def _truncate(conn: sqlite3.Connection) -> None:
@@ -247,8 +265,9 @@ def _truncate(conn: sqlite3.Connection) -> None:
         pytest.param(_truncate, "truncated", id="truncate"),
     ],
 )
-def test_tampering_is_detected(deployment: Path, capsys: pytest.CaptureFixture[str], tamper: Any,
-                               expected: str) -> None:
+def test_tampering_is_detected(
+    deployment: Path, capsys: pytest.CaptureFixture[str], tamper: Any, expected: str
+) -> None:
     conn = _db(deployment)
     with conn:
         tamper(conn)
@@ -275,8 +294,9 @@ def _verifier(env: Env) -> LogVerifier:
 
 
 @pytest.mark.anyio
-async def test_receipt_verifies_offline_and_any_change_breaks_it(env: Env, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+async def test_receipt_verifies_offline_and_any_change_breaks_it(
+    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     response = await _extract(env)
     disclosure_id = response.headers["x-disclosure-id"]
     async with env.client() as client:
@@ -284,8 +304,7 @@ async def test_receipt_verifies_offline_and_any_change_breaks_it(env: Env, tmp_p
         other = await client.get(f"/v1/disclosures/{disclosure_id}/receipt", headers=env.auth("finance"))
         pem = (await client.get("/v1/log/public-key")).text
     assert other.status_code == 404
-    assert [json.loads(e["entry"])["type"] for e in receipt["entries"]] == ["disclosure.started",
-                                                                            "disclosure.finished"]
+    assert [json.loads(e["entry"])["type"] for e in receipt["entries"]] == ["disclosure.started", "disclosure.finished"]
     verifier = LogVerifier.from_pem(pem)
     report = verify_receipt(receipt, verifier, content=response.content)
     assert report.ok, report.problems
@@ -294,8 +313,20 @@ async def test_receipt_verifies_offline_and_any_change_breaks_it(env: Env, tmp_p
     (tmp_path / "receipt.json").write_text(json.dumps(receipt))
     (tmp_path / "log.pub").write_text(pem)
     (tmp_path / "content").write_bytes(response.content)
-    assert main(["receipt", "verify", str(tmp_path / "receipt.json"), "--public-key", str(tmp_path / "log.pub"),
-                 "--content", str(tmp_path / "content")]) == 0
+    assert (
+        main(
+            [
+                "receipt",
+                "verify",
+                str(tmp_path / "receipt.json"),
+                "--public-key",
+                str(tmp_path / "log.pub"),
+                "--content",
+                str(tmp_path / "content"),
+            ]
+        )
+        == 0
+    )
     assert "receipt OK" in capsys.readouterr().out
     text = json.dumps(receipt)
     # Change single characters across the whole receipt: every change must be caught.
@@ -305,7 +336,7 @@ async def test_receipt_verifies_offline_and_any_change_breaks_it(env: Env, tmp_p
         replacement = "1" if char != "1" else "2"
         if char in '{}[]":, \\':
             continue
-        changed = text[:position] + replacement + text[position + 1:]
+        changed = text[:position] + replacement + text[position + 1 :]
         try:
             tampered = json.loads(changed)
         except ValueError:
@@ -337,40 +368,52 @@ async def test_checkpoint_and_consistency(env: Env) -> None:
 async def test_compliance_api(env: Env, registry_path: Path) -> None:
     conn = sqlite3.connect(registry_path)
     child_id, student = conn.execute(
-        "SELECT child_id, student_number FROM children WHERE status = 'enrolled' ORDER BY child_id LIMIT 1").fetchone()
+        "SELECT child_id, student_number FROM children WHERE status = 'enrolled' ORDER BY child_id LIMIT 1"
+    ).fetchone()
     conn.close()
     first = await _extract(env, body={"limit": 3})
     async with env.client() as client:
-        school = await client.post("/v1/agreements/school-transfer/extract", headers=env.auth("school"),
-                                   json={"filters": {"student_number": {"eq": student}}})
+        school = await client.post(
+            "/v1/agreements/school-transfer/extract",
+            headers=env.auth("school"),
+            json={"filters": {"student_number": {"eq": student}}},
+        )
         assert school.status_code == 200 and len(school.text.splitlines()) == 1
         listing = (await client.get("/v1/disclosures", headers=env.auth("compliance"))).json()
         assert [d["recipient"] for d in listing["disclosures"]] == ["receiving-school", "pku-education-lab"]
-        only_school = (await client.get("/v1/disclosures?principal=receiving-school",
-                                        headers=env.auth("compliance"))).json()
+        only_school = (
+            await client.get("/v1/disclosures?principal=receiving-school", headers=env.auth("compliance"))
+        ).json()
         assert len(only_school["disclosures"]) == 1
         page = (await client.get("/v1/disclosures?limit=1", headers=env.auth("compliance"))).json()
         assert len(page["disclosures"]) == 1 and page["next_cursor"]
-        page2 = (await client.get(f"/v1/disclosures?limit=1&cursor={page['next_cursor']}",
-                                  headers=env.auth("compliance"))).json()
+        page2 = (
+            await client.get(f"/v1/disclosures?limit=1&cursor={page['next_cursor']}", headers=env.auth("compliance"))
+        ).json()
         assert page2["disclosures"][0]["id"] == first.headers["x-disclosure-id"]
         mine = (await client.get("/v1/disclosures?principal=receiving-school", headers=env.auth("research"))).json()
         assert [d["recipient"] for d in mine["disclosures"]] == ["pku-education-lab"]
-        entry = (await client.get(f"/v1/disclosures/{first.headers['x-disclosure-id']}",
-                                  headers=env.auth("compliance"))).json()
+        entry = (
+            await client.get(f"/v1/disclosures/{first.headers['x-disclosure-id']}", headers=env.auth("compliance"))
+        ).json()
         assert entry["approved_by"] == "li.ming@registry.example"
         assert entry["legal_basis"].startswith("Ethics approval")
         assert {f["name"] for f in entry["description"]["fields"]} >= {"child_id", "birth_date"}
-        accounting = (await client.post("/v1/subjects/disclosures", headers=env.auth("compliance"),
-                                        json={"subject_id": child_id})).json()
+        accounting = (
+            await client.post("/v1/subjects/disclosures", headers=env.auth("compliance"), json={"subject_id": child_id})
+        ).json()
         recipients = sorted(d["recipient"] for d in accounting["disclosures"])
         assert recipients == ["pku-education-lab", "receiving-school"]
         assert all(d["purpose"] and d["legal_basis"] and d["approved_by"] for d in accounting["disclosures"])
-        nobody = (await client.post("/v1/subjects/disclosures", headers=env.auth("compliance"),
-                                    json={"subject_id": "C99999999"})).json()
+        nobody = (
+            await client.post(
+                "/v1/subjects/disclosures", headers=env.auth("compliance"), json={"subject_id": "C99999999"}
+            )
+        ).json()
         assert nobody["count"] == 0
-        refused = await client.post("/v1/subjects/disclosures", headers=env.auth("research"),
-                                    json={"subject_id": child_id})
+        refused = await client.post(
+            "/v1/subjects/disclosures", headers=env.auth("research"), json={"subject_id": child_id}
+        )
         assert refused.status_code == 403
         totals = (await client.get("/v1/disclosures/totals", headers=env.auth("compliance"))).json()
         by_agreement = {t["agreement"]: t for t in totals["agreements"]}
@@ -395,3 +438,18 @@ def test_verify_without_key_is_not_ok(tmp_path: Path) -> None:
     report = verify_log(engine, None)
     assert not report.ok and "no public key" in report.problems[0]
     engine.dispose()
+
+
+_ENTRY_KEYS = st.sampled_from(["type", "time", "agreement", "a", "indey", "indexa", "z", "disclosure_id", "rows"])
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(entry=st.dictionaries(_ENTRY_KEYS, _VALUES, max_size=6), index=st.integers(0, 2**53 - 1))
+def test_entry_parts_splice_the_index_exactly_where_canonical_json_puts_it(entry: dict[str, Any], index: int) -> None:
+    # The writer splices the index into JSON serialized beforehand in the caller's thread: byte for byte what
+    # serializing the whole entry gives, or the leaf hashes (and every receipt) would change.
+    assert EntryParts(entry).body(index) == canonical_json({"index": index, **entry})
