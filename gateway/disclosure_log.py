@@ -625,6 +625,9 @@ class SqlDisclosureLog:
                 self._write_rows(conn, "nodes", [(n.level, n.index, n.hash.hex()) for n in nodes])
                 self._write_rows(conn, "started", started)
                 self._write_rows(conn, "finished", finished)
+                # In key order: the index is keyed by random hashes, and sorted inserts walk its B-tree once
+                # instead of jumping to a random page per row (a 16k-row group: 4x less time in the writer).
+                subjects.sort()
                 self._write_rows(conn, "subjects", subjects)
                 conn.execute(
                     sa.update(_head)
