@@ -52,6 +52,14 @@ def bare_floor(registry: Path, limit: int | None = None) -> tuple[int, float]:
     return rows, time.perf_counter() - start
 
 
+def _subject_index_rows(directory: Path) -> int:
+    conn = sqlite3.connect(directory / "gateway.db")
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM subject_index").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def run(directory: Path, runs: int) -> dict[str, Any]:
     key = credentials(directory, "research-continuity")
     results: dict[str, Any] = {}
@@ -60,15 +68,25 @@ def run(directory: Path, runs: int) -> dict[str, Any]:
         "passthrough": ("bench-passthrough", {"fields": RESEARCH_FIELDS}),
         "research_with_notes": ("research-continuity", {}),
     }
+    rates: dict[str, list[float]] = {name: [] for name in cases}
+    counts: dict[str, int] = {}
+    results["subject_index_rows_before"] = _subject_index_rows(directory)
     with server(directory) as srv:
-        for name, (agreement, body) in cases.items():
-            rates, counts = [], []
-            for _ in range(runs):
+        # Rounds interleave the cases: every extract adds its rows to the subject index, which makes later commits
+        # dearer on SQLite, so running one case's runs after another's would favour the first case.
+        for _ in range(runs):
+            for name, (agreement, body) in cases.items():
                 rows, seconds = _extract(srv.url, key, agreement, body)
-                rates.append(rows / seconds)
-                counts.append(rows)
-            results[name] = {"rows": counts[0], "rows_per_s": median(rates), "runs": [round(r) for r in rates]}
+                rates[name].append(rows / seconds)
+                counts[name] = rows
+        for name in cases:
+            results[name] = {
+                "rows": counts[name],
+                "rows_per_s": median(rates[name]),
+                "runs": [round(r) for r in rates[name]],
+            }
         results["peak_rss_mb_all"] = srv.peak_rss_mb()
+    results["subject_index_rows_after"] = _subject_index_rows(directory)
     floor = [bare_floor(directory / "registry.db") for _ in range(runs)]
     results["bare_floor"] = {"rows": floor[0][0], "rows_per_s": median([r / s for r, s in floor])}
     results["ratio_research_vs_passthrough"] = results["research"]["rows_per_s"] / results["passthrough"]["rows_per_s"]

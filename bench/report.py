@@ -54,6 +54,13 @@ def render(r: dict[str, Any]) -> str:
             f"Research / passthrough = **{ratio:.2f}**; research / bare floor = {ex['ratio_research_vs_floor']:.2f}.",
             "",
         ]
+        if "subject_index_rows_before" in ex:
+            lines += [
+                f"Runs interleave the cases (research, passthrough, with notes; then again). Every extract adds its "
+                f"rows to the subject index: {_n(ex['subject_index_rows_before'])} rows before the step, "
+                f"{_n(ex['subject_index_rows_after'])} after.",
+                "",
+            ]
         targets.append(("research extract ≥ 100k rows/s", _n(research), _check(research >= 100_000)))
         targets.append(("research ≥ 0.7 × passthrough", f"{ratio:.2f}", _check(ratio >= 0.7)))
         notes = ex.get("research_with_notes", {}).get("rows_per_s")
