@@ -183,6 +183,11 @@ def render(r: dict[str, Any]) -> str:
         lines.append("")
     head = ["## Targets (DESIGN.md §6)", "", "| target | measured | |", "|---|---|---|"]
     head += [f"| {t} | {v} | {c} |" for t, v, c in targets]
+    head += [
+        "",
+        "Why the targets not met are not met, with the profiles behind it, and what was changed to get here: "
+        "[performance.md](performance.md).",
+    ]
     return "\n".join(lines[:9] + head + [""] + lines[9:]) + f"\nTotal benchmark time: {r.get('elapsed_s', 0):.0f} s.\n"
 
 

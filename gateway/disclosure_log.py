@@ -652,12 +652,22 @@ class SqlDisclosureLog:
     def _write_rows(self, conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert (or, for ``finished``, update) ``rows`` with the statement named ``statement``.
 
-        PostgreSQL: one driver executemany (psycopg pipelines it). SQLite: as few statements as possible, each with
+        PostgreSQL: one driver executemany (psycopg pipelines it); subject-index rows, thousands per extract group,
+        as one ``INSERT ... SELECT FROM unnest(arrays)``. SQLite: as few statements as possible, each with
         many rows (``VALUES (...), (...)``; finishes with ``UPDATE ... FROM (VALUES ...)``). The sqlite3 module
         releases the GIL around every row step of an executemany, and under load each release cost the writer ~0.2
         ms to get it back from the request threads: 11 ms of a 20 ms group commit went there.
         """
         if not rows:
+            return
+        if statement == "subjects" and not self._is_sqlite:
+            # One statement for the whole group: psycopg's executemany runs one INSERT per row on the server.
+            hashes, seqs = zip(*rows, strict=True)
+            conn.exec_driver_sql(
+                "INSERT INTO subject_index (subject_hash, disclosure_seq) "
+                "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) ON CONFLICT DO NOTHING",
+                (list(hashes), list(seqs)),
+            )
             return
         if not self._multirow:
             conn.exec_driver_sql(self._sql[statement], rows)
