@@ -20,6 +20,7 @@ never do. Only values of a column whose joined text matched are scanned one by o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +49,12 @@ class EgressBlocked(TransformError):
         self.findings = dict(findings)
 
 
+@functools.cache
+def _all_structured() -> StructuredScanner:
+    # Immutable and the same for every request (all structured entities); building one compiles its passes.
+    return StructuredScanner()
+
+
 class EgressScanner:
     """Scans output rows (tuples in ``columns`` order). One per request; not thread-safe (it counts)."""
 
@@ -69,7 +76,7 @@ class EgressScanner:
         self.columns = tuple(columns)
         self._scanned = tuple((i, name, name in check_names) for i, name in enumerate(columns) if name not in skip)
         self._block = on_finding == "block"
-        self._structured = StructuredScanner()
+        self._structured = _all_structured()
         self._names = names
         #: findings so far, per (column, entity)
         self.counts: Counter[tuple[str, str]] = Counter()
