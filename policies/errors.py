@@ -19,7 +19,10 @@ __all__ = [
 ]
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# Names of fields, operators and agreements are words; a run of digits is an identifier typed in the wrong place
+# (a resident ID, a phone or student number), which must not come back in an error.
+_DIGITS = re.compile(r"[0-9]{5}")
 
 
 def shown_name(value: object) -> str:
@@ -29,7 +32,9 @@ def shown_name(value: object) -> str:
     never echoed: error messages must not carry request values.
     """
     text = str(value)
-    return repr(text) if _NAME.match(text) else "(a name that is not shown: it is not a plain name)"
+    if _NAME.match(text) and _DIGITS.search(text) is None:
+        return repr(text)
+    return "(a name that is not shown: it is not a plain name)"
 
 
 class PolicyError(Exception):
