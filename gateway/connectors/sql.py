@@ -8,6 +8,8 @@ SQLite rows are fetched incrementally from the cursor.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from policies import ColumnType, Filter, ReleasePlan
+from policies import ColumnType, ReleasePlan
 from transforms.aggregate import AggregatePlan
 
 from ..db import bound_round_trips
@@ -37,6 +39,9 @@ def _is_timeout(exc: Exception) -> bool:
     return "timeout" in text or "canceling statement" in text
 
 
+_OURS = re.compile(r"p[0-9]+")
+
+
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -46,6 +51,8 @@ class SqlConnector:
         self._url = url
         self._timeout_s = timeout_s
         self._is_sqlite = url.startswith("sqlite")
+        #: SQLite: SQL text and parameter order per plan shape (see ``_sqlite_statement``)
+        self._statements: dict[tuple[Any, ...], tuple[str, tuple[tuple[int, Any], ...]]] = {}
         if self._is_sqlite:
             # Read-only access to the registry: the gateway never writes to it.
             path = url.removeprefix("sqlite:///")
@@ -86,24 +93,22 @@ class SqlConnector:
             return int(value)
         return value
 
-    def _condition(self, plan: ReleasePlan, table: sa.TableClause, flt: Filter) -> sa.ColumnElement[bool]:
-        column = plan.dataset.columns[flt.column]
-        col = table.c[column.source_name]
-        value = flt.value
-        if flt.op == "eq":
-            return col == sa.bindparam(None, self._value(column.type, value))
-        if flt.op == "in":
-            return col.in_([self._value(column.type, v) for v in value])
-        if flt.op == "prefix":
-            return col.like(_escape_like(value) + "%", escape="\\")
-        if flt.op == "gte":
-            return col >= sa.bindparam(None, self._value(column.type, value))
-        if flt.op == "lte":
-            return col <= sa.bindparam(None, self._value(column.type, value))
-        if flt.op == "between":
-            low, high = value
-            return col.between(self._value(column.type, low), self._value(column.type, high))
-        raise ValueError(f"unknown filter operator {flt.op!r}")
+    def _values(self, plan: ReleasePlan) -> list[Any]:
+        """The query's parameter values, in the order ``build_query`` binds them (``p0``, ``p1``, ...)."""
+        out: list[Any] = []
+        for flt in plan.filters:
+            ctype = plan.dataset.columns[flt.column].type
+            if flt.op == "in" or flt.op == "between":
+                out += [self._value(ctype, v) for v in flt.value]
+            elif flt.op == "prefix":
+                out.append(_escape_like(flt.value) + "%")
+            elif flt.op in ("eq", "gte", "lte"):
+                out.append(self._value(ctype, flt.value))
+            else:
+                raise ValueError(f"unknown filter operator {flt.op!r}")
+        if plan.limit is not None:
+            out.append(plan.limit)
+        return out
 
     def build_query(self, plan: ReleasePlan) -> sa.Select[Any]:
         dataset = plan.dataset
@@ -112,16 +117,68 @@ class SqlConnector:
         needed |= {dataset.columns[f.column].source_name for f in plan.filters}
         table = sa.table(name, *(sa.column(c) for c in sorted(needed)), schema=schema or None)
         query = sa.select(*(table.c[dataset.columns[c].source_name] for c in plan.projection))
+        values = iter(enumerate(self._values(plan)))
+
+        def bind() -> sa.BindParameter[Any]:
+            index, value = next(values)
+            return sa.bindparam(f"p{index}", value)
+
         for flt in plan.filters:
-            query = query.where(self._condition(plan, table, flt))
+            col = table.c[dataset.columns[flt.column].source_name]
+            if flt.op == "eq":
+                condition = col == bind()
+            elif flt.op == "in":
+                condition = col.in_([bind() for _ in flt.value])
+            elif flt.op == "prefix":
+                condition = col.like(bind(), escape="\\")
+            elif flt.op == "gte":
+                condition = col >= bind()
+            elif flt.op == "lte":
+                condition = col <= bind()
+            else:  # between (any other operator was refused by _values)
+                low, high = bind(), bind()
+                condition = col.between(low, high)
+            query = query.where(condition)
         # A stable order makes a repeated request return the same rows (and the same digest) for unchanged data.
         query = query.order_by(table.c[dataset.columns[dataset.subject_key].source_name])
         if plan.limit is not None:
-            query = query.limit(plan.limit)
+            query = query.limit(bind())
         return query
 
+    def _sqlite_statement(self, plan: ReleasePlan) -> tuple[str, tuple[Any, ...]]:
+        """The SQL text and parameters of ``plan`` on SQLite. The text depends only on the plan's shape (columns,
+        operators, how many values an ``in`` has, whether there is a limit), so it is compiled once per shape:
+        building and compiling the SQLAlchemy statement cost more than reading one record."""
+        dataset = plan.dataset
+        shape = (
+            dataset.table,
+            tuple(dataset.columns[c].source_name for c in plan.projection),
+            dataset.columns[dataset.subject_key].source_name,
+            tuple(
+                (dataset.columns[f.column].source_name, f.op, len(f.value) if f.op == "in" else 0) for f in plan.filters
+            ),
+            plan.limit is not None,
+        )
+        cached = self._statements.get(shape)
+        if cached is None:
+            compiled = self.build_query(plan).compile(dialect=self._engine.dialect)
+            if compiled.positiontup is None:  # pragma: no cover - SQLite's paramstyle is positional
+                raise RuntimeError("expected a positional paramstyle")
+            # Our values are p0, p1, ... in binding order; anything SQLAlchemy adds itself (the OFFSET 0 that
+            # SQLite's LIMIT comes with) keeps the value it was compiled with.
+            order = tuple(
+                (int(name[1:]), None) if _OURS.fullmatch(name) else (-1, compiled.params[name])
+                for name in compiled.positiontup
+            )
+            cached = (compiled.string, order)
+            if len(self._statements) >= 512:
+                self._statements.clear()
+            self._statements[shape] = cached
+        sql, order = cached
+        values = self._values(plan)
+        return sql, tuple(values[i] if i >= 0 else fixed for i, fixed in order)
+
     def stream(self, plan: ReleasePlan, *, batch_rows: int) -> Iterator[list[Row]]:
-        query = self.build_query(plan)
         try:
             conn = self._engine.connect()
         except OperationalError as exc:
@@ -132,9 +189,18 @@ class SqlConnector:
             if self._is_sqlite:
                 # SQLite's cursor already steps through the result as it is read, and reading the DBAPI cursor
                 # directly skips SQLAlchemy's Row objects (the columns are untyped here, so there is nothing to
-                # convert): a third of an extract's fetch time. No stream_results: its strategy prefetches a row.
-                return _cursor_batches(conn, conn.execute(query), batch_rows)
-            result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(query)
+                # convert): a third of an extract's fetch time.
+                sql, params = self._sqlite_statement(plan)
+                try:
+                    raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+                    cursor = raw.execute(sql, params)
+                except sqlite3.Error as exc:  # the driver's own error: nothing in between wraps it
+                    conn.close()
+                    if _is_timeout(exc) or "locked" in str(exc).lower():
+                        raise RegistryTimeoutError("the registry query exceeded its time limit") from exc
+                    raise RegistryUnavailableError("the registry query failed") from exc
+                return _cursor_batches(conn, cursor, batch_rows)
+            result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(self.build_query(plan))
         except OperationalError as exc:
             conn.close()
             if _is_timeout(exc):
@@ -168,19 +234,16 @@ def _sqlite_ro(uri: str, timeout_s: float) -> Any:
     return conn
 
 
-def _cursor_batches(conn: sa.Connection, result: sa.CursorResult[Any], batch_rows: int) -> Iterator[list[Row]]:
-    import sqlite3
-
-    cursor = result.cursor
+def _cursor_batches(conn: sa.Connection, cursor: sqlite3.Cursor, batch_rows: int) -> Iterator[list[Row]]:
     try:
         while batch := cursor.fetchmany(batch_rows):
-            yield batch  # type: ignore[misc]  # sqlite3 returns a list of plain tuples
+            yield batch  # a list of plain tuples
     except sqlite3.Error as exc:  # the driver's own errors: SQLAlchemy does not wrap reads of the raw cursor
         if _is_timeout(exc) or "locked" in str(exc).lower():
             raise RegistryTimeoutError("the registry query exceeded its time limit") from exc
         raise RegistryUnavailableError("the registry stopped answering during the query") from exc
     finally:
-        result.close()
+        cursor.close()
         conn.close()
 
 

@@ -85,6 +85,31 @@ def test_sqlite_matches_memory(
         sql.close()
 
 
+def test_one_sqlite_connector_reuses_statements_per_shape_with_new_values(
+    agreements: dict[str, Agreement], registry_path: Path, memory_connector: MemoryConnector
+) -> None:
+    # SQLite statements are compiled once per plan shape; the second pass, and plans of the same shape with other
+    # values (another prefix, another limit, another list of the same length), must still bind their own values.
+    shapes = [
+        ({"residence_code": {"prefix": "11"}}, None),
+        ({"residence_code": {"prefix": "12"}}, None),
+        ({"birth_date": {"gte": "2022-01-01"}}, 17),
+        ({"birth_date": {"gte": "2021-06-01"}}, 3),
+        ({"status": {"in": ["enrolled", "withdrawn"]}}, None),
+        ({"status": {"in": ["graduated", "transferred_out"]}}, None),
+        ({"birth_date": {"between": ["2021-03-01", "2022-02-28"]}}, None),
+        ({"birth_date": {"between": ["2020-01-01", "2020-12-31"]}}, 2),
+    ]
+    sql = SqlConnector(f"sqlite:///{registry_path}")
+    try:
+        for _ in range(2):
+            for filters, limit in shapes:
+                plan = _plan(agreements["research-continuity"], filters, limit)
+                assert _rows(sql, plan) == _rows(memory_connector, plan), (filters, limit)
+    finally:
+        sql.close()
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize(("filters", "limit"), CASES)
 def test_postgres_matches_memory(
