@@ -14,6 +14,7 @@ YAML forms (see docs/agreements.md):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -256,7 +257,14 @@ def parse_rule(node: Node, column: Column) -> Rule:
 
 
 def describe_rule(rule: Rule) -> dict[str, object]:
-    """A JSON-ready description of a rule (for GET /v1/agreements, previews and log entries)."""
+    """A JSON-ready description of a rule (for GET /v1/agreements, previews and log entries). A fresh dict each
+    call (callers extend it); the work is done once per rule."""
+    return dict(_described(rule))
+
+
+@functools.lru_cache(maxsize=4096)
+def _described(rule: Rule) -> dict[str, object]:
+    # Rules are frozen and hashable; every logged disclosure describes every released field.
     if isinstance(rule, Keep | Drop):
         return {"op": rule.name}
     if isinstance(rule, Mask):

@@ -13,6 +13,28 @@ from .operators import ValueOperator
 __all__ = ["AsBoolOp"]
 
 
+_BOOLEANS: dict[Any, Any] = {
+    None: None,
+    0: False,
+    1: True,
+    "0": False,
+    "1": True,
+    "true": True,
+    "false": False,
+    "t": True,
+    "f": False,
+}
+
+
+def _as_bool(value: Any) -> Any:
+    if value.__class__ is bool:
+        return value
+    try:
+        return _BOOLEANS[value]
+    except (KeyError, TypeError):
+        raise ValueError("not a boolean value") from None
+
+
 class AsBoolOp(ValueOperator):
     """``keep`` on a boolean column: 0/1 (and "0"/"1", "true"/"false") become false/true; anything else is an error."""
 
@@ -22,24 +44,4 @@ class AsBoolOp(ValueOperator):
     name = "keep"
 
     def __init__(self) -> None:
-        table: dict[Any, Any] = {
-            None: None,
-            0: False,
-            1: True,
-            "0": False,
-            "1": True,
-            "true": True,
-            "false": False,
-            "t": True,
-            "f": False,
-        }
-
-        def fn(value: Any) -> Any:
-            if value.__class__ is bool:
-                return value
-            try:
-                return table[value]
-            except (KeyError, TypeError):
-                raise ValueError("not a boolean value") from None
-
-        self.fn = fn
+        self.fn = _as_bool  # stateless: one function for every plan

@@ -171,7 +171,12 @@ async def release(
             "configured detector handles; nothing was released"
         )
     render: Callable[[list[Row]], bytes]
-    if render_factory is None:
+    if single is not None:
+        head = tail = b""  # single mode renders its own body (below); no serializer is built for it
+
+        def render(batch: list[Row]) -> bytes:  # replaced below once the body is known
+            raise RuntimeError("single mode renders its own body")
+    elif render_factory is None:
         writer: NdjsonWriter | CsvWriter = (
             NdjsonWriter(compiled.columns) if plan.format == "ndjson" else CsvWriter(compiled.columns)
         )
