@@ -7,6 +7,7 @@ the request-context middleware.
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -176,6 +177,11 @@ def _dedupe(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    # Everything built at start (catalog, agreements, Presidio's recognizers, spaCy's blank pipelines, the name
+    # dictionary's automaton) lives as long as the process: frozen out of the cyclic GC, whose full passes over it
+    # otherwise stalled requests for tens of milliseconds (the p99 of single-record requests).
+    gc.collect()
+    gc.freeze()
     yield
     app.state.services.close()
 
