@@ -62,11 +62,15 @@ class DemoDeployment:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Created 0600 by open(2) itself, then moved over any older file in one step.
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    os.replace(partial, path)
 
 
 def _validity(today: dt.date) -> dict[str, str]:
@@ -120,10 +124,11 @@ def build_demo(
         init_schema(engine)
         ring = KeyRing(master, SqlKeyStore(engine))
         credentials = directory / "credentials.json"
-        if not credentials.exists():
-            store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal())
+        store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal())
+        existing = {p.name for p in store.list()}
+        # A gateway.db rebuilt next to an old credentials.json would leave keys that open nothing: issue new ones.
+        if not credentials.exists() or any(name not in existing for name, *_ in DEMO_PRINCIPALS):
             entries = []
-            existing = {p.name for p in store.list()}
             for name, roles, party_of, display in DEMO_PRINCIPALS:
                 api_key = store.add_key(name) if name in existing else store.create(name, set(roles), display)
                 entries.append(

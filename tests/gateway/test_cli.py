@@ -61,6 +61,31 @@ def test_demo_reuses_existing_folder(demo_dir: Path, capsys: pytest.CaptureFixtu
     assert before == after
 
 
+def test_demo_with_a_rebuilt_gateway_database_issues_keys_that_work(tmp_path: Path) -> None:
+    from gateway.auth import PrincipalStore
+    from gateway.db import create_gateway_engine
+    from keys import KeyRing, load_master_key
+
+    directory = tmp_path / "deploy"
+    assert main(["demo", "--rows", "50", "--data-dir", str(directory), "--no-serve"]) == 0
+    old = json.loads((directory / "credentials.json").read_text())
+    for path in directory.glob("gateway.db*"):
+        path.unlink()  # the gateway's state is rebuilt; the old credentials.json opens nothing any more
+    assert main(["demo", "--data-dir", str(directory), "--no-serve"]) == 0
+    new = json.loads((directory / "credentials.json").read_text())
+    assert [e["principal"] for e in new] == [e["principal"] for e in old]
+    assert all(a["api_key"] != b["api_key"] for a, b in zip(old, new, strict=True))
+    engine = create_gateway_engine(f"sqlite:///{directory / 'gateway.db'}")
+    try:
+        from gateway.keystore import SqlKeyStore
+
+        ring = KeyRing(load_master_key(directory / "master.key"), SqlKeyStore(engine))
+        store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal(), cache_ttl=0)
+        assert all(store.authenticate(e["api_key"]) is not None for e in new)
+    finally:
+        engine.dispose()
+
+
 def test_agreements_check_ok_and_errors(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["agreements", "check", str(demo_dir / "agreements"), "--data-dir", str(demo_dir)]) == 0
     out = capsys.readouterr().out
@@ -115,8 +140,19 @@ def test_log_verify_ok_after_disclosures(demo_dir: Path, capsys: pytest.CaptureF
     try:
         for i in range(3):
             services.log.start(
-                DisclosureStart(f"d{i}", "r", "pku-education-lab", "research-continuity", 1, "sha256:x", "a", "b",
-                                "research", "extract", {"fields": []})
+                DisclosureStart(
+                    f"d{i}",
+                    "r",
+                    "pku-education-lab",
+                    "research-continuity",
+                    1,
+                    "sha256:x",
+                    "a",
+                    "b",
+                    "research",
+                    "extract",
+                    {"fields": []},
+                )
             )
             services.log.finish(f"d{i}", status="completed", rows=1, nbytes=2, sha256="00")
         log = services.log
