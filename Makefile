@@ -39,7 +39,7 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench --rows $(BENCH_ROWS) --out docs/benchmarks.md
 
 bench-smoke: $(BENCH_STAMP)
-	$(PY) -m bench --rows 5000 --runs 1 --out var/bench-smoke.md
+	$(PY) -m bench --rows 5000 --runs 1 --strict --out var/bench-smoke.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
     parser.add_argument("--log-entries", type=int, default=None, help="entries for the log verify benchmark")
     parser.add_argument("--postgres-url", default=os.environ.get("DXG_BENCH_POSTGRES_URL"))
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a step failed (CI's bench-smoke)")
     args = parser.parse_args(argv)
     steps = [s for s in args.only.split(",") if s]
     unknown = set(steps) - set(STEPS)
@@ -82,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return runner(directory=directory, rows=min(args.rows, 20_000), runs=args.runs)
 
     step("redaction", redaction)
-    pg = None
-    if args.postgres_url:
-        pg = _fresh_postgres(args.postgres_url)
-    step("records", lambda: records_load.run(directory, args.rows, seconds=15 if args.runs > 1 else 3, postgres_url=pg))
+    pg = _fresh_postgres(args.postgres_url) if args.postgres_url and "records" in steps else None
+    try:
+        step(
+            "records",
+            lambda: records_load.run(directory, args.rows, seconds=15 if args.runs > 1 else 3, postgres_url=pg),
+        )
+    finally:
+        if pg is not None:
+            _drop_postgres(args.postgres_url, pg)
     entries = args.log_entries or (1_000_000 if args.rows >= 1_000_000 else 20_000)
     step(
         "log",
@@ -99,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(render(results), encoding="utf-8")
     (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     print(f"wrote {args.out}")
+    failed = sorted(name for name in steps if isinstance(results.get(name), dict) and "error" in results[name])
+    if args.strict and failed:
+        print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -113,6 +123,22 @@ def _fresh_postgres(url: str) -> str:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_postgres(url: str, database_url: str) -> None:
+    import sqlalchemy as sa
+
+    name = database_url.rsplit("/", 1)[1]
+    admin = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
 
 
 if __name__ == "__main__":
