@@ -20,7 +20,7 @@ from .db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRo
 from .errors import AuditUnavailableError
 from .tlog import NodeId, consistency_plan, fold_right, inclusion_plan, root_ids
 
-__all__ = ["DisclosureQuery", "LogReader", "disclosure_json"]
+__all__ = ["ACCOUNTING_FIELDS", "DisclosureQuery", "LogReader", "accounting_json", "disclosure_json"]
 
 _entries = LogEntryRow.__table__  # type: ignore[attr-defined]
 _disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
@@ -40,6 +40,28 @@ def _iso(moment: dt.datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+#: What an accounting of disclosures for one child lists (HIPAA 164.528: date, recipient, description, purpose;
+#: plus legal basis, agreement and approver): the compliance API, its OpenAPI schema and the dashboard use this.
+ACCOUNTING_FIELDS = (
+    "id",
+    "started_at",
+    "recipient",
+    "purpose",
+    "legal_basis",
+    "agreement",
+    "approved_by",
+    "description",
+    "operation",
+    "status",
+)
+
+
+def accounting_json(row: Any, *extra: str) -> dict[str, Any]:
+    """One disclosure as an accounting lists it: ``ACCOUNTING_FIELDS``, then ``extra`` fields of ``disclosure_json``."""
+    item = disclosure_json(row)
+    return {k: item[k] for k in (*ACCOUNTING_FIELDS, *extra)}
 
 
 def disclosure_json(row: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from policies.errors import shown_name
 from ..auth import Principal
 from ..disclosure_log import SqlDisclosureLog
 from ..errors import AuditUnavailableError, NotFoundError, ValidationError
-from ..logread import DisclosureQuery, LogReader, disclosure_json
+from ..logread import DisclosureQuery, LogReader, accounting_json, disclosure_json
 from ..services import Services
 from .common import authenticate, read_json, require_role, services
 
@@ -261,25 +261,6 @@ async def subject_disclosures(request: Request) -> Response:
     if not 1 <= len(subject_id) <= 64:
         raise ValidationError("subject_id must be 1 to 64 characters")
     rows = await anyio.to_thread.run_sync(reader(found).subject_disclosures, subject_hash(found, subject_id))
-    items = []
-    for row in rows:
-        item = disclosure_json(row)
-        # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
-        items.append(
-            {
-                k: item[k]
-                for k in (
-                    "id",
-                    "started_at",
-                    "recipient",
-                    "purpose",
-                    "legal_basis",
-                    "agreement",
-                    "approved_by",
-                    "description",
-                    "operation",
-                    "status",
-                )
-            }
-        )
+    # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
+    items = [accounting_json(row) for row in rows]
     return JSONResponse({"disclosures": items, "count": len(items)})

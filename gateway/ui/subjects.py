@@ -14,7 +14,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..logread import disclosure_json
+from ..logread import accounting_json
 from ..routes.compliance import subject_hash
 from .access import check_csrf, current_viewer, read_form
 from .context import ui
@@ -24,19 +24,6 @@ from .render import render
 __all__ = ["subject_form", "subject_lookup"]
 
 _MAX_ID = 64
-_ACCOUNTING = (
-    "id",
-    "started_at",
-    "recipient",
-    "purpose",
-    "legal_basis",
-    "agreement",
-    "approved_by",
-    "description",
-    "operation",
-    "status",
-    "rows",
-)
 
 
 async def subject_form(request: Request) -> Response:
@@ -65,7 +52,7 @@ async def subject_lookup(request: Request) -> Response:
         # The checkpoint first: every disclosure found was logged before it (or is newer and still listed).
         checkpoint = checkpoint_info(context.engine)
         rows = context.reader().subject_disclosures(subject_hash(context.services, subject_id))
-        items = [{k: disclosure_json(r)[k] for k in _ACCOUNTING} for r in rows]
+        items = [accounting_json(r, "rows") for r in rows]
         return {"subject_id": subject_id, "items": items, "checkpoint": checkpoint}
 
     result = await anyio.to_thread.run_sync(lookup)
