@@ -6,36 +6,30 @@ from typing import Any
 
 from .openapi_compliance import compliance_paths, compliance_schemas
 from .openapi_lifecycle import lifecycle_paths, lifecycle_schemas
+from .openapi_parts import PROBLEM_SCHEMA, problem_responses
 
 __all__ = ["openapi_document"]
 
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_TEXT = {
+    400: "Malformed JSON",
+    401: "Missing or invalid API key",
+    403: "Not a party, or agreement not valid today",
+    404: "Unknown agreement",
+    409: "Privacy budget of the agreement exhausted: nothing spent, nothing released",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Request not valid under the agreement",
+    429: "Limit of the agreement reached",
+    501: "The agreement requires a control this version does not enforce",
+    502: "Registry unavailable",
+    503: "Disclosure log unavailable: nothing released",
+    504: "Registry timeout",
+}
 
 
 def _problems(*codes: int, **texts: str) -> dict[str, Any]:
     """Problem responses for ``codes``; ``t409="..."`` replaces the description of one status for one operation."""
-    text = {
-        400: "Malformed JSON",
-        401: "Missing or invalid API key",
-        403: "Not a party, or agreement not valid today",
-        404: "Unknown agreement",
-        409: "Privacy budget of the agreement exhausted: nothing spent, nothing released",
-        413: "Body too large",
-        415: "Body is not JSON",
-        422: "Request not valid under the agreement",
-        429: "Limit of the agreement reached",
-        501: "The agreement requires a control this version does not enforce",
-        502: "Registry unavailable",
-        503: "Disclosure log unavailable: nothing released",
-        504: "Registry timeout",
-    }
-    return {
-        str(c): {
-            "description": texts.get(f"t{c}", text[c]),
-            "content": {"application/problem+json": {"schema": _PROBLEM}},
-        }
-        for c in codes
-    }
+    return problem_responses(_TEXT, codes, texts)
 
 
 #: 409 of the operations that release rows: the egress scan blocked a value (egress.on_finding: block)
@@ -315,7 +309,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "503": {
                             "description": "Not ready: checks names the dependency that failed (problem not-ready)",
-                            "content": {"application/problem+json": {"schema": _PROBLEM}},
+                            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
                         },
                     },
                 }
@@ -399,7 +393,7 @@ def openapi_document() -> dict[str, Any]:
                         "404": {
                             "description": "Unknown agreement, or no record for this subject under the agreement "
                             "(the same answer whether it does not exist or is outside the agreement's scope)",
-                            "content": {"application/problem+json": {"schema": _PROBLEM}},
+                            "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
                         },
                     },
                 }

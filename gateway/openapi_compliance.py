@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .logread import ACCOUNTING_FIELDS
+from .openapi_parts import NULLABLE_STRING, TIMESTAMP, problem_responses
+
 __all__ = ["compliance_paths", "compliance_schemas"]
 
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _TEXT = {
     400: "Malformed JSON",
     401: "Missing or invalid API key",
@@ -21,19 +23,11 @@ _TEXT = {
     422: "Invalid query parameter or body (the detail names it, never repeats its value)",
     503: "Disclosure log unavailable or not queryable on this gateway",
 }
-_NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_INTEGER = {"type": ["integer", "null"]}
-_TIMESTAMP = {"type": "string", "format": "date-time"}
 
 
 def _problems(*codes: int, **texts: str) -> dict[str, Any]:
-    return {
-        str(c): {
-            "description": texts.get(f"t{c}", _TEXT.get(c, "")),
-            "content": {"application/problem+json": {"schema": _PROBLEM}},
-        }
-        for c in codes
-    }
+    return problem_responses(_TEXT, codes, texts)
 
 
 def _json(schema_name: str, description: str) -> dict[str, Any]:
@@ -102,7 +96,7 @@ def compliance_schemas() -> dict[str, Any]:
                 "id": {"type": "string"},
                 "status": {"enum": ["started", "completed", "aborted", "failed"]},
                 "operation": {"type": "string"},
-                "started_at": _TIMESTAMP,
+                "started_at": TIMESTAMP,
                 "finished_at": {"type": ["string", "null"], "format": "date-time"},
                 "recipient": {"type": "string"},
                 "purpose": {"type": "string"},
@@ -113,7 +107,7 @@ def compliance_schemas() -> dict[str, Any]:
                     "type": "object",
                     "required": ["dataset", "fields", "filters", "limit"],
                     "properties": {
-                        "dataset": _NULLABLE_STRING,
+                        "dataset": NULLABLE_STRING,
                         "fields": {"type": "array"},
                         "filters": {"type": "array"},
                         "limit": _NULLABLE_INTEGER,
@@ -121,8 +115,8 @@ def compliance_schemas() -> dict[str, Any]:
                 },
                 "rows": _NULLABLE_INTEGER,
                 "bytes": _NULLABLE_INTEGER,
-                "sha256": _NULLABLE_STRING,
-                "error": _NULLABLE_STRING,
+                "sha256": NULLABLE_STRING,
+                "error": NULLABLE_STRING,
                 "details": {"type": ["object", "null"]},
                 "log_index": {
                     "type": "object",
@@ -154,22 +148,11 @@ def compliance_schemas() -> dict[str, Any]:
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": [
-                            "id",
-                            "started_at",
-                            "recipient",
-                            "purpose",
-                            "legal_basis",
-                            "agreement",
-                            "approved_by",
-                            "description",
-                            "operation",
-                            "status",
-                        ],
+                        "required": list(ACCOUNTING_FIELDS),
                         "additionalProperties": False,
                         "properties": {
                             "id": {"type": "string"},
-                            "started_at": _TIMESTAMP,
+                            "started_at": TIMESTAMP,
                             "recipient": {"type": "string"},
                             "purpose": {"type": "string"},
                             "legal_basis": {"type": "string"},

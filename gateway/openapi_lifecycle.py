@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .openapi_parts import NULLABLE_STRING, problem_responses
+
 __all__ = ["lifecycle_paths", "lifecycle_schemas"]
 
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _TEXT = {
     400: "Malformed body",
     401: "Missing or invalid API key",
@@ -25,9 +26,7 @@ _TEXT = {
 
 
 def _problems(*codes: int) -> dict[str, Any]:
-    return {
-        str(c): {"description": _TEXT[c], "content": {"application/problem+json": {"schema": _PROBLEM}}} for c in codes
-    }
+    return problem_responses(_TEXT, codes, {})
 
 
 def _path(name: str, pattern: str) -> dict[str, Any]:
@@ -37,7 +36,6 @@ def _path(name: str, pattern: str) -> dict[str, Any]:
 _ID = _path("agreement_id", "^[a-z0-9][a-z0-9-]{2,63}$")
 _VERSION = _path("version", "^[0-9]{1,7}$")
 _REQUEST = _path("request_id", "^[A-Za-z0-9]{1,64}$")
-_NULLABLE_STRING = {"type": ["string", "null"]}
 _STATES = ["draft", "approved", "active", "suspended", "revoked", "expired", "superseded"]
 _REQUEST_STATES = ["pending", "approved", "completed"]
 
@@ -58,11 +56,11 @@ def lifecycle_schemas() -> dict[str, Any]:
         "state": {"enum": _STATES},
         "author": {"type": "string"},
         "created_at": {"type": "string", "format": "date-time"},
-        "approved_by": _NULLABLE_STRING,
+        "approved_by": NULLABLE_STRING,
         "approved_at": {"type": ["string", "null"], "format": "date-time"},
         "state_changed_at": {"type": ["string", "null"], "format": "date-time"},
-        "state_changed_by": _NULLABLE_STRING,
-        "state_reason": _NULLABLE_STRING,
+        "state_changed_by": NULLABLE_STRING,
+        "state_reason": NULLABLE_STRING,
     }
     request_properties: dict[str, Any] = {
         "id": {"type": "string"},
@@ -76,7 +74,7 @@ def lifecycle_schemas() -> dict[str, Any]:
         "state": {"enum": _REQUEST_STATES},
         "approvals": {"type": "array", "items": {"type": "string"}},
         "approvals_needed": {"type": "integer"},
-        "disclosure_id": _NULLABLE_STRING,
+        "disclosure_id": NULLABLE_STRING,
     }
     return {
         "AgreementVersion": {
