@@ -366,9 +366,7 @@ async def preview_version(request: Request) -> Response:
         request,
         found,
         principal,
-        Subject(
-            agreement.id, agreement.version, agreement.digest, approved_by, agreement.legal_basis, "agreement_review"
-        ),
+        Subject.of(agreement, approved_by=approved_by, purpose="agreement_review"),
         operation="preview",
         plan={**plan_for_log(plan, filter_key), "state": version.state},
         produce=produce,

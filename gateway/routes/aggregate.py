@@ -43,8 +43,9 @@ from ..errors import GatewayError, NotImplementedByGatewayError, ValidationError
 from ..keysource import AgreementKeySource, agreement_owner
 from ..quotas import apply_quotas
 from ..services import Services
+from .buffered import Subject, disclosure_start
 from .common import authenticate, new_id, read_json, resolve_agreement, services, set_state
-from .release import disclosure_start, plan_for_log
+from .release import plan_for_log
 
 __all__ = ["aggregate", "compute_table", "loggable"]
 
@@ -173,7 +174,7 @@ async def aggregate(request: Request) -> Response:
     logged["filters"] = plan_for_log(plan.release, filter_key)["filters"]  # identifier values as keyed hashes
     disclosure_id = new_id()
     start = disclosure_start(
-        request, found, principal, agreement, disclosure_id, operation="aggregate", plan=loggable(logged)
+        request, found, principal, Subject.of(agreement), disclosure_id, operation="aggregate", plan=loggable(logged)
     )
     log = found.log
     # Write-ahead: durable before the budget is spent, the registry queried or any byte leaves.

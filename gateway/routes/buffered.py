@@ -17,6 +17,8 @@ import anyio
 import anyio.to_thread
 from starlette.requests import Request
 
+from policies import Agreement
+
 from ..auth import Principal
 from ..disclosure_log import DisclosureStart
 from ..errors import GatewayError
@@ -29,7 +31,7 @@ __all__ = ["Disclosed", "Subject", "buffered_disclosure"]
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """Who and what a buffered disclosure is about (the agreement version it runs under)."""
+    """What a disclosure runs under: the agreement version, its approval, legal basis and purpose."""
 
     agreement_id: str
     agreement_version: int
@@ -37,6 +39,45 @@ class Subject:
     approved_by: str
     legal_basis: str
     purpose: str
+
+    @classmethod
+    def of(cls, agreement: Agreement, *, approved_by: str | None = None, purpose: str | None = None) -> Subject:
+        """``agreement``'s; an agreement review (preview) names the version's approver and its own purpose."""
+        return cls(
+            agreement.id,
+            agreement.version,
+            agreement.digest,
+            agreement.approved_by if approved_by is None else approved_by,
+            agreement.legal_basis,
+            agreement.purpose if purpose is None else purpose,
+        )
+
+
+def disclosure_start(
+    request: Request,
+    found: Services,
+    principal: Principal,
+    subject: Subject,
+    disclosure_id: str,
+    *,
+    operation: str,
+    plan: Mapping[str, Any],
+) -> DisclosureStart:
+    """The write-ahead entry of a disclosure: who, under which agreement version and approval, why, what."""
+    return DisclosureStart(
+        disclosure_id=disclosure_id,
+        request_id=request_id(request),
+        principal=principal.name,
+        agreement_id=subject.agreement_id,
+        agreement_version=subject.agreement_version,
+        agreement_digest=subject.agreement_digest,
+        approved_by=subject.approved_by,
+        legal_basis=subject.legal_basis,
+        purpose=subject.purpose,
+        operation=operation,
+        plan=plan,
+        started_at=found.clock(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +98,7 @@ async def buffered_disclosure(
 ) -> Disclosed:
     """Log, run ``produce`` (returns body, rows, subject keys), index subjects, finalize; return the body to send."""
     disclosure_id = new_id()
-    start = DisclosureStart(
-        disclosure_id=disclosure_id,
-        request_id=request_id(request),
-        principal=principal.name,
-        agreement_id=subject.agreement_id,
-        agreement_version=subject.agreement_version,
-        agreement_digest=subject.agreement_digest,
-        approved_by=subject.approved_by,
-        legal_basis=subject.legal_basis,
-        purpose=subject.purpose,
-        operation=operation,
-        plan=dict(plan),
-        started_at=found.clock(),
-    )
+    start = disclosure_start(request, found, principal, subject, disclosure_id, operation=operation, plan=dict(plan))
     log = found.log
     start_seq = await anyio.to_thread.run_sync(log.start, start)
     set_state(request, disclosure_id=disclosure_id)

@@ -229,14 +229,7 @@ async def _answer(
         "approvers": list(item.approvers),
         "filters": [f.describe() for f in agreement.row_scope],
     }
-    subject = Subject(
-        agreement.id,
-        agreement.version,
-        agreement.digest,
-        agreement.approved_by,
-        agreement.legal_basis,
-        agreement.purpose,
-    )
+    subject = Subject.of(agreement)
     try:
         disclosed = await buffered_disclosure(
             request, found, principal, subject, operation="reidentify", plan=plan, produce=produce

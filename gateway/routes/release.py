@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -25,7 +25,6 @@ from transforms.redaction import DeferredNames
 from transforms.risk import KAnonymityRelease
 
 from ..auth import Principal
-from ..disclosure_log import DisclosureStart
 from ..errors import (
     EgressBlockedError,
     GatewayError,
@@ -38,7 +37,8 @@ from ..keysource import AgreementKeySource
 from ..logconfig import get_logger
 from ..quotas import apply_quotas, watch_volume
 from ..services import Services
-from .common import new_id, request_id, set_state
+from .buffered import Subject, disclosure_start
+from .common import new_id, set_state
 
 __all__ = ["MEDIA_TYPES", "NOT_FOUND_DETAIL", "DuplicateSubjectError", "SingleRender", "plan_for_log", "release"]
 
@@ -93,33 +93,6 @@ def k_anonymity_for(found: Services, agreement: Agreement, plan: ReleasePlan) ->
         return None
     keys = AgreementKeySource(found.keyring, agreement.id)
     return KAnonymityRelease(plan, agreement.k_anonymity, agreement.released(), keys)
-
-
-def disclosure_start(
-    request: Request,
-    found: Services,
-    principal: Principal,
-    agreement: Agreement,
-    disclosure_id: str,
-    *,
-    operation: str,
-    plan: Mapping[str, Any],
-) -> DisclosureStart:
-    """The write-ahead entry of a disclosure under ``agreement``: who, which version and approval, why, what."""
-    return DisclosureStart(
-        disclosure_id=disclosure_id,
-        request_id=request_id(request),
-        principal=principal.name,
-        agreement_id=agreement.id,
-        agreement_version=agreement.version,
-        agreement_digest=agreement.digest,
-        approved_by=agreement.approved_by,
-        legal_basis=agreement.legal_basis,
-        purpose=agreement.purpose,
-        operation=operation,
-        plan=plan,
-        started_at=found.clock(),
-    )
 
 
 async def release(
@@ -194,7 +167,7 @@ async def release(
         request,
         found,
         principal,
-        agreement,
+        Subject.of(agreement),
         disclosure_id,
         operation=operation,
         plan=plan_for_log(plan, filter_key, claims),
