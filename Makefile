@@ -26,7 +26,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check gateway policies transforms keys
+	$(VENV)/bin/ruff format --check gateway policies transforms keys tlog
 	$(VENV)/bin/mypy
 
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -171,7 +171,7 @@ def server(directory: Path, *, workers: int = 1, env: dict[str, str] | None = No
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.cli.main",
             "serve",
             "--data-dir",
             str(directory),

@@ -11,7 +11,7 @@ from .common import median
 
 
 def _start(i: int) -> Any:
-    from gateway.disclosure_log import DisclosureStart
+    from gateway.audit.log import DisclosureStart
 
     return DisclosureStart(
         f"bench{i:09d}",
@@ -29,8 +29,8 @@ def _start(i: int) -> Any:
 
 
 def appends(url: str, *, threads: int = 32, per_thread: int = 200) -> dict[str, Any]:
+    from gateway.audit.log import SqlDisclosureLog
     from gateway.db import create_gateway_engine, init_schema
-    from gateway.disclosure_log import SqlDisclosureLog
 
     path = url.removeprefix("sqlite:///")
     for suffix in ("", "-wal", "-shm"):  # a fresh database each run: the append ids repeat
@@ -72,9 +72,9 @@ def appends(url: str, *, threads: int = 32, per_thread: int = 200) -> dict[str, 
 def fill(url: str, entries: int) -> None:
     """Append ``entries`` through the writer's own group-commit path in groups of 10,000 (the bench does not wait on
     one commit per entry: it builds a large log quickly with exactly the production code that writes it)."""
+    from gateway.audit.log import SqlDisclosureLog, _Pending
+    from gateway.audit.signer import LogSigner
     from gateway.db import create_gateway_engine, init_schema
-    from gateway.disclosure_log import SqlDisclosureLog, _Pending
-    from gateway.logsigner import LogSigner
     from keys import SecretBytes, SigningKey
 
     engine = create_gateway_engine(url)
@@ -93,10 +93,10 @@ def fill(url: str, entries: int) -> None:
 
 
 def verify_and_proofs(directory: Path, entries: int) -> dict[str, Any]:
+    from gateway.audit.reader import LogReader
+    from gateway.audit.signer import LogVerifier
+    from gateway.audit.verify import verify_log
     from gateway.db import create_gateway_engine
-    from gateway.logread import LogReader
-    from gateway.logsigner import LogVerifier
-    from gateway.verify import verify_log
     from keys import SecretBytes, SigningKey
 
     url = f"sqlite:///{directory / 'log-bench.db'}"
@@ -132,7 +132,7 @@ def _accounting(engine: Any) -> dict[str, Any]:
 
     import sqlalchemy as sa
 
-    from gateway.logread import LogReader
+    from gateway.audit.reader import LogReader
 
     with engine.begin() as conn:
         seqs = [r[0] for r in conn.execute(sa.text("SELECT start_seq FROM disclosures ORDER BY start_seq"))]

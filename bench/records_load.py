@@ -55,7 +55,7 @@ def run(
     results: dict[str, Any] = {}
     stores: list[tuple[str, dict[str, str]]] = [("sqlite", {})]
     if postgres_url:
-        from gateway.dbcopy import copy_gateway_state
+        from gateway.db.copy import copy_gateway_state
 
         # principals, keys and agreements; the log starts empty (copying the bench's large log would dominate)
         copy_gateway_state(f"sqlite:///{directory / 'gateway.db'}", postgres_url, without_log=True)

@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gateway.controls.redaction import RedactionService
 from gateway.demo.pii_eval import KIND_ENTITY, OWN_NAME_KINDS, EvalSet, make_eval_set, score
 from gateway.demo.registry import ChildRecord, iter_children
-from gateway.redaction import RedactionService
 from policies import ExtractRequest, parse_agreement, parse_catalog, plan_extract
 from transforms import NdjsonWriter, compile_plan
 from transforms.redaction import ContextMatcher, Detector, NameDictionary

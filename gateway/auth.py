@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .db import ApiKeyRow, PrincipalRow, utcnow
-from .errors import AuditUnavailableError
+from gateway.db import ApiKeyRow, PrincipalRow, utcnow
+from gateway.errors import AuditUnavailableError
 
 __all__ = ["ROLES", "Principal", "PrincipalExistsError", "PrincipalStore"]
 

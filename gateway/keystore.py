@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from gateway.db import KeyTombstoneRow, WrappedKeyRow, utcnow
 from keys import KeyDestroyedError, KeyExistsError, MasterKey, MasterKeyError, WrappedKey, rewrap
-
-from .db import KeyTombstoneRow, WrappedKeyRow, utcnow
 
 __all__ = ["SqlKeyStore"]
 

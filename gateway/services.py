@@ -7,14 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.audit.log import DisclosureLog
+from gateway.auth import Principal
+from gateway.connectors import Connector
+from gateway.controls.budget import PrivacyBudget
+from gateway.controls.redaction import RedactionService
 from keys import KeyRing
 from policies import Agreement, Catalog
-
-from .auth import Principal
-from .budget import PrivacyBudget
-from .connectors import Connector
-from .disclosure_log import DisclosureLog
-from .redaction import RedactionService
 
 __all__ = ["Authenticator", "Services"]
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import ConfigError
+from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .connectors.http import HttpRegistryConfig
+    from gateway.connectors.http import HttpRegistryConfig
 
 __all__ = ["CONFIG_NAME", "Settings", "load_settings", "settings_for"]
 
@@ -167,7 +167,7 @@ def _http_registry(raw: Mapping[str, Any], registry_url: str, source: str, base:
             raise ConfigError(f"{source}: http_registry: an HTTP registry_url needs this section (dataset endpoints)")
         return None
     # Imported here: only HTTP deployments need httpx.
-    from .connectors.http import parse_http_registry
+    from gateway.connectors.http import parse_http_registry
 
     return parse_http_registry(raw["http_registry"], source, base)
 

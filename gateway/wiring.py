@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.store import ACTIVE, AgreementRegistry, AgreementStore
+from gateway.applog import get_logger
+from gateway.audit.log import SqlDisclosureLog
+from gateway.audit.signer import LogSigner
+from gateway.auth import PrincipalStore
+from gateway.connectors import Connector, SqlConnector
+from gateway.controls.budget import PrivacyBudget
+from gateway.controls.redaction import RedactionService
+from gateway.db import bound_round_trips, create_gateway_engine, init_schema
+from gateway.errors import ConfigError
+from gateway.keystore import SqlKeyStore
+from gateway.services import Services
+from gateway.settings import Settings
 from keys import KeyRing, load_master_key, load_or_create_signing_key
 from policies import Catalog, PolicyError, load_catalog
-
-from .agreements_store import ACTIVE, AgreementRegistry, AgreementStore
-from .auth import PrincipalStore
-from .budget import PrivacyBudget
-from .connectors import Connector, SqlConnector
-from .db import bound_round_trips, create_gateway_engine, init_schema
-from .disclosure_log import SqlDisclosureLog
-from .errors import ConfigError
-from .keystore import SqlKeyStore
-from .lifecycle import AgreementLifecycle
-from .logconfig import get_logger
-from .logsigner import LogSigner
-from .redaction import RedactionService
-from .services import Services
-from .settings import Settings
 
 __all__ = ["build_connector", "build_services"]
 
@@ -28,7 +27,7 @@ def build_connector(settings: Settings) -> Connector:
     if settings.registry_url.startswith(("http://", "https://")):
         if settings.http_registry is None:
             raise ConfigError(f"{settings.config_path}: http_registry: an HTTP registry_url needs this section")
-        from .connectors.http import HttpConnector  # only HTTP deployments need httpx
+        from gateway.connectors.http import HttpConnector  # only HTTP deployments need httpx
 
         return HttpConnector(settings.registry_url, settings.http_registry)
     return SqlConnector(settings.registry_url, timeout_s=settings.registry_timeout_s)

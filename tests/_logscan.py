@@ -277,7 +277,7 @@ def _observe_secrets() -> None:
 
 
 def _configure_gateway_logging() -> None:
-    from gateway.logconfig import configure_logging
+    from gateway.applog import configure_logging
 
     configure_logging(fmt="json", level="debug", stream=_CurrentStderr())  # type: ignore[arg-type]
 

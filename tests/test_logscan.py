@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-from gateway.logconfig import get_logger
+from gateway.applog import get_logger
 from tests import _logscan
 
 

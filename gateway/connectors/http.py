@@ -33,11 +33,10 @@ from typing import Any
 
 import httpx
 
+from gateway.applog import get_logger
+from gateway.connectors.base import Row
+from gateway.errors import ConfigError, RegistryTimeoutError, RegistryUnavailableError
 from policies import Column, ColumnType, Filter, ReleasePlan
-
-from ..errors import ConfigError, RegistryTimeoutError, RegistryUnavailableError
-from ..logconfig import get_logger
-from .base import Row
 
 __all__ = [
     "CircuitBreaker",

@@ -6,10 +6,9 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from gateway.connectors.base import Row
+from gateway.errors import RegistryUnavailableError
 from policies import Filter, ReleasePlan
-
-from ..errors import RegistryUnavailableError
-from .base import Row
 
 __all__ = ["MemoryConnector"]
 

@@ -17,13 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from gateway.connectors.base import Row
+from gateway.connectors.sql_aggregate import run_aggregate
+from gateway.db import bound_round_trips
+from gateway.errors import RegistryTimeoutError, RegistryUnavailableError
 from policies import ColumnType, ReleasePlan
 from transforms.aggregate import AggregatePlan
-
-from ..db import bound_round_trips
-from ..errors import RegistryTimeoutError, RegistryUnavailableError
-from .base import Row
-from .sql_aggregate import run_aggregate
 
 __all__ = ["SqlConnector"]
 

@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from gateway.errors import RegistryTimeoutError, RegistryUnavailableError
 from policies import Column, ColumnType, DateTrunc, Keep, Prefix, Rule
 from transforms.aggregate import AggregatePlan
-
-from ..errors import RegistryTimeoutError, RegistryUnavailableError
 
 __all__ = ["build_aggregate_query", "dimension_expression", "run_aggregate"]
 

@@ -12,15 +12,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.store import DRAFT, AgreementRegistry, AgreementStore
+from gateway.audit.log import SqlDisclosureLog
+from gateway.audit.signer import LogSigner
+from gateway.auth import Principal
+from gateway.errors import GatewayError
 from keys import KeyRing, load_or_create_signing_key
 from policies import Catalog
-
-from ..agreements_store import DRAFT, AgreementRegistry, AgreementStore
-from ..auth import Principal
-from ..disclosure_log import SqlDisclosureLog
-from ..errors import GatewayError
-from ..lifecycle import AgreementLifecycle
-from ..logsigner import LogSigner
 
 __all__ = ["DEMO_ADMIN", "DEMO_APPROVER", "DemoAgreements", "install_demo_agreements"]
 

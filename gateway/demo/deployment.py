@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from gateway.auth import PrincipalStore
+from gateway.db import create_gateway_engine, init_schema
+from gateway.demo.agreements import install_demo_agreements
+from gateway.keystore import SqlKeyStore
+from gateway.settings import CONFIG_NAME, load_settings
 from keys import KeyRing, ensure_master_key, load_or_create_signing_key
 from policies import load_catalog
-
-from ..auth import PrincipalStore
-from ..db import create_gateway_engine, init_schema
-from ..keystore import SqlKeyStore
-from ..settings import CONFIG_NAME, load_settings
-from .agreements import install_demo_agreements
 
 __all__ = ["DEMO_PRINCIPALS", "DemoDeployment", "build_demo", "write_log_public_key"]
 
@@ -89,7 +88,7 @@ def write_log_public_key(ring: KeyRing, path: Path) -> None:
 def build_demo(
     directory: Path, *, rows: int = 100_000, seed: int = 2026, port: int = 8000, today: dt.date | None = None
 ) -> DemoDeployment:
-    from .registry import build_registry  # heavy import; only when the registry must be built
+    from gateway.demo.registry import build_registry  # heavy import; only when the registry must be built
 
     today = today or dt.date.today()
     created: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import registry as demo
+from gateway.demo import registry as demo
 
 __all__ = ["copy_registry_to_postgres"]
 

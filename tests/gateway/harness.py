@@ -11,15 +11,15 @@ import httpx
 import sqlalchemy as sa
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.audit.log import DisclosureLog, SqlDisclosureLog
+from gateway.audit.signer import LogSigner
 from gateway.auth import PrincipalStore
-from gateway.budget import PrivacyBudget
 from gateway.connectors import Connector, SqlConnector
+from gateway.controls.budget import PrivacyBudget
 from gateway.db import create_gateway_engine, init_schema
-from gateway.disclosure_log import DisclosureLog, SqlDisclosureLog
 from gateway.keystore import SqlKeyStore
-from gateway.logsigner import LogSigner
 from gateway.services import Services
+from gateway.web.app import create_app
 from keys import KeyRing, MasterKey, load_or_create_signing_key
 from policies import Agreement, Catalog, parse_agreement
 from tests.conftest import TODAY, demo_agreements

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from gateway.agreements_store import AgreementRegistry, AgreementStore
+from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.store import AgreementRegistry, AgreementStore
 from gateway.auth import PrincipalStore
-from gateway.lifecycle import AgreementLifecycle
 from tests.conftest import demo_agreement_texts
 from tests.gateway.harness import Env
 

@@ -19,10 +19,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway.budget import BudgetExhaustedError, PrivacyBudget
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.connectors import SqlConnector
-from gateway.routes.aggregate import compute_table
+from gateway.controls.budget import BudgetExhaustedError, PrivacyBudget
+from gateway.web.routes.aggregate import compute_table
 from policies import ReleasePlan, parse_agreement
 from tests.conftest import TODAY
 from tests.gateway.harness import Env

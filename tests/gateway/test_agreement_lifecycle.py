@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.agreements_store import AgreementStore
+from gateway.agreements.store import AgreementStore
 from gateway.errors import AuditUnavailableError
 from gateway.keysource import agreement_owner, domain_owner
 from keys import KeyDestroyedError, KeyRing
@@ -329,9 +329,9 @@ def test_state_change_entries_verify_in_the_log(sqlite_env: Env) -> None:
     """Lifecycle entries are ordinary leaves of the Merkle log: the whole log still verifies."""
     import anyio
 
-    from gateway.disclosure_log import SqlDisclosureLog
-    from gateway.logsigner import LogVerifier
-    from gateway.verify import verify_log
+    from gateway.audit.log import SqlDisclosureLog
+    from gateway.audit.signer import LogVerifier
+    from gateway.audit.verify import verify_log
 
     env = sqlite_env
     use_store(env)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from gateway.agreements_store import AgreementRegistry, AgreementStore
+from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.store import AgreementRegistry, AgreementStore
+from gateway.audit.log import MemoryDisclosureLog
 from gateway.auth import Principal
 from gateway.db import create_gateway_engine, init_schema
-from gateway.disclosure_log import MemoryDisclosureLog
 from gateway.keystore import SqlKeyStore
-from gateway.lifecycle import AgreementLifecycle
 from keys import KeyRing, MasterKey
 from policies import Catalog, parse_catalog
 from tests.conftest import TODAY, demo_files

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.cli import main
+from gateway.cli.main import main
 from tests.conftest import demo_agreement_texts, demo_files
 
 
@@ -129,7 +129,7 @@ def test_principals_add_prints_key_once(demo_dir: Path, capsys: pytest.CaptureFi
 
 
 def test_log_verify_ok_after_disclosures(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway.disclosure_log import DisclosureStart
+    from gateway.audit.log import DisclosureStart
     from gateway.settings import settings_for
     from gateway.wiring import build_services
 

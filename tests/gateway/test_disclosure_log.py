@@ -16,17 +16,17 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.canonical import canonical_json
-from gateway.cli import main
+from gateway.audit.log import DisclosureStart, EntryParts, MemoryDisclosureLog, SqlDisclosureLog
+from gateway.audit.receipts import verify_receipt
+from gateway.audit.signer import LogSigner, LogVerifier
+from gateway.audit.verify import verify_log
+from gateway.cli.main import main
 from gateway.db import create_gateway_engine, init_schema
-from gateway.disclosure_log import DisclosureStart, EntryParts, MemoryDisclosureLog, SqlDisclosureLog
-from gateway.logsigner import LogSigner, LogVerifier
-from gateway.receipt import verify_receipt
-from gateway.tlog import MemoryTree, leaf_hash
-from gateway.verify import verify_log
 from keys import SecretBytes, SigningKey
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
+from tlog import MemoryTree, leaf_hash
+from tlog.canonical import canonical_json
 
 RESEARCH = "/v1/agreements/research-continuity/extract"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.keystore import SqlKeyStore
 from keys import KeyDestroyedError, KeyRing, MasterKey, SecretBytes, load_master_key, wrap_key
 from policies.schema import agreement_schema
@@ -58,8 +58,8 @@ def test_the_served_gateway_uses_the_database_agreements(demo: Path) -> None:
     import anyio
     import httpx
 
-    from gateway.app import create_app
     from gateway.settings import settings_for
+    from gateway.web.app import create_app
     from gateway.wiring import build_services
 
     credentials = {c["principal"]: c["api_key"] for c in json.loads((demo / "credentials.json").read_text())}

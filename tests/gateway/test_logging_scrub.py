@@ -12,7 +12,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.logconfig import _PATTERNS, configure_logging, get_logger, scrub_value
+from gateway.applog import _PATTERNS, configure_logging, get_logger, scrub_value
 from tests.gateway.harness import Env
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from gateway.audit.reader import LogReader
 from gateway.connectors import MemoryConnector
-from gateway.logread import LogReader
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.connectors import MemoryConnector
+from gateway.controls.redaction import RedactionService, read_registry_names
 from gateway.errors import ConfigError, RegistryUnavailableError
-from gateway.redaction import RedactionService, read_registry_names
 from gateway.settings import load_settings
 from policies import Catalog, ReleasePlan
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from gateway.controls.reidentify import reverse_tokens
 from gateway.keysource import agreement_owner, domain_owner
-from gateway.reidentify import reverse_tokens
 from keys import KeyDestroyedError, KeyRing
 from tests.conftest import TODAY
 from tests.gateway.harness import Env

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.logread import LogReader
+from gateway.audit.reader import LogReader
 from tests.gateway.harness import Env
 
 pytestmark = pytest.mark.anyio

@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
-from gateway.disclosure_log import DisclosureStart, SqlDisclosureLog
-from gateway.logconfig import configure_logging
-from gateway.ui.charts import Series, nice_ceiling, stacked_bars
-from gateway.ui.headers import CONTENT_SECURITY_POLICY
-from gateway.ui.tables import UiSessionRow
+from gateway.applog import configure_logging
+from gateway.audit.log import DisclosureStart, SqlDisclosureLog
+from gateway.web.ui.charts import Series, nice_ceiling, stacked_bars
+from gateway.web.ui.headers import CONTENT_SECURITY_POLICY
+from gateway.web.ui.tables import UiSessionRow
 from tests.conftest import TODAY
 from tests.gateway.harness import Env
 
@@ -651,7 +651,7 @@ def test_chart_scale_and_escaping() -> None:
 
 
 async def test_agreements_page_shows_the_privacy_budget_left(env: Env, catalog: Any) -> None:
-    from gateway.budget import PrivacyBudget
+    from gateway.controls.budget import PrivacyBudget
     from policies import parse_agreement
 
     text = (

@@ -79,9 +79,9 @@ def _free_socket() -> socket.socket:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     import uvicorn
 
-    from gateway.app import create_app
     from gateway.demo.deployment import build_demo
     from gateway.settings import settings_for
+    from gateway.web.app import create_app
     from gateway.wiring import build_services
 
     directory = tmp_path_factory.mktemp("ui-demo") / "demo"

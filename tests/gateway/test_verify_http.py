@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.routes.verify import VerifyRateLimiter
+from gateway.web.routes.claims import VerifyRateLimiter
 from policies import Catalog, parse_agreement
 from tests.gateway.harness import Env
 from tests.gateway.test_records_http import assert_problem, disclosure_count, indexed_seqs

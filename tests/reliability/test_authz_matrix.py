@@ -14,7 +14,7 @@ agreement) needs the database-backed registry, so those rows run on a gateway sw
 ``tests.gateway.lifecycle_support.use_store``; each of those cells gets a fresh gateway because some of them change
 state (apply, approve, suspend).
 
-Expected values were derived by reading the route code (``gateway/routes/*.py``, ``gateway/ui/access.py``) and
+Expected values were derived by reading the route code (``gateway/web/routes/*.py``, ``gateway/web/ui/access.py``) and
 DESIGN.md section 4; a cell whose actual behaviour is wrong is marked ``xfail(strict=True)`` with the reason.
 """
 
@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.audit.log import SqlDisclosureLog
 from gateway.auth import PrincipalStore
-from gateway.disclosure_log import SqlDisclosureLog
-from gateway.routes.common import new_id
+from gateway.web.routes.common import new_id
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
 from tests.gateway.lifecycle_support import TEXTS, activate, apply, set_state, use_store

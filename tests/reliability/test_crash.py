@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def _research_key(directory: Path) -> str:
 
 def _start(directory: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(directory), "--port", str(port)],
+        [sys.executable, "-m", "gateway.cli.main", "serve", "--data-dir", str(directory), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -37,7 +37,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
 from policies import Catalog
@@ -290,7 +290,7 @@ def _gateway(config: Path, request: pytest.FixtureRequest) -> Iterator[httpx.Cli
     env = {k: v for k, v in os.environ.items() if k not in ("DXG_DATABASE_URL", "DXG_REGISTRY_URL", "DXG_PORT")}
     with output.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--port", str(port)],
+            [sys.executable, "-m", "gateway.cli.main", "serve", "--config", str(config), "--port", str(port)],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
@@ -361,7 +361,7 @@ def test_an_unmapped_gateway_database_error_is_503_not_500(
     def unreachable(*_args: Any, **_kwargs: Any) -> None:
         raise sa.exc.OperationalError("SELECT 1", {"p": "param-value"}, Exception("server closed the connection"))
 
-    monkeypatch.setattr("gateway.quotas.check_quotas", unreachable)
+    monkeypatch.setattr("gateway.controls.quotas.check_quotas", unreachable)
     mark = len(_logscan.capture.chunks)
 
     async def lookup() -> httpx.Response:
@@ -495,7 +495,7 @@ def test_gateway_database_stuck_stalled_dropped_and_back(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gateway.dbcopy import copy_gateway_state
+    from gateway.db.copy import copy_gateway_state
 
     state = fresh_database("faults_state")
     copy_gateway_state(f"sqlite:///{deployment / 'gateway.db'}", state)

@@ -242,8 +242,8 @@ class Deployment:
 @pytest.fixture
 def deployment(tmp_path: Path, scaleout_db: str) -> Deployment:
     """A demo deployment whose gateway state (principals, keys, agreements, log) was moved to PostgreSQL."""
-    from gateway.cli import main
-    from gateway.dbcopy import copy_gateway_state
+    from gateway.cli.main import main
+    from gateway.db.copy import copy_gateway_state
 
     directory = tmp_path / "deploy"
     directory.mkdir(mode=0o700)
@@ -281,7 +281,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _start(directory: Path, port: int, workers: int, output: Path) -> Server:
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(directory), "--port", str(port)]
+    command = [sys.executable, "-m", "gateway.cli.main", "serve", "--data-dir", str(directory), "--port", str(port)]
     if workers > 1:
         command += ["--workers", str(workers)]
     with output.open("wb") as sink:
@@ -433,10 +433,10 @@ def _log_state(url: str) -> tuple[int, list[int], list[Any], dict[str, Any]]:
 def test_three_instances_share_one_log_under_load(
     deployment: Deployment, cluster: list[Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.cli import main
+    from gateway.audit.signer import LogVerifier
+    from gateway.audit.verify import verify_log
+    from gateway.cli.main import main
     from gateway.db import create_gateway_engine
-    from gateway.logsigner import LogVerifier
-    from gateway.verify import verify_log
 
     supervisor = cluster[0]
     assert supervisor.workers == 2

@@ -49,9 +49,9 @@ from schemathesis import GenerationMode
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.disclosure_log import SqlDisclosureLog
-from gateway.openapi import openapi_document
-from gateway.problems import PROBLEM_TYPE_BASE
+from gateway.audit.log import SqlDisclosureLog
+from gateway.web.openapi.document import openapi_document
+from gateway.web.problems import PROBLEM_TYPE_BASE
 from policies import Catalog
 from tests.gateway.harness import TODAY, Env, build_env, sqlite_url
 from tests.gateway.lifecycle_support import REIDENTIFIABLE, TEXTS, activate, use_store

@@ -1,0 +1,478 @@
+"""The agreement lifecycle: who may apply, approve, suspend, resume and revoke; the log entry of every state change;
+key destruction when an agreement ends. Used by the admin HTTP API, the CLI and the demo builder alike.
+
+Rules (docs/agreements.md, "Lifecycle"):
+
+* ``apply`` (role admin) stores a text as a new draft version. The text must pass the JSON Schema and the parser;
+  versions are immutable, so a changed text needs a higher ``version``.
+* ``approve`` (role approver) by someone other than the version's author (four eyes). Approval *is* the decision, so
+  it activates the version at once (the previous active version becomes ``superseded``), unless the agreement is
+  suspended: then the version waits, ``approved``, until an admin resumes the agreement. Lint errors block approval.
+* ``suspend``/``resume`` (role admin) stop and restart an agreement without touching its keys.
+* ``revoke`` (role admin) and expiry (``valid_until`` passed) end an agreement for good and destroy its keys
+  (crypto-shredding), and the keys of each of its linkage domains that no other agreement in force still uses.
+
+Every change is made in the database first, as one conditional transaction, then recorded as one
+``agreement.state_changed`` log entry; if the entry cannot be written the change is undone and the caller gets 503
+(nothing changes without a record). Key destruction comes after its state change is recorded and is itself logged
+(``keys.destroyed``): it is irreversible, so it never happens for a change that is not on record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from gateway.agreements.store import (
+    ACTIVE,
+    APPROVED,
+    DRAFT,
+    EXPIRED,
+    REVOKED,
+    SUPERSEDED,
+    SUSPENDED,
+    TERMINAL_STATES,
+    AgreementRegistry,
+    StoredVersion,
+    agreement_state,
+)
+from gateway.applog import get_logger
+from gateway.audit.log import DisclosureLog
+from gateway.auth import Principal
+from gateway.errors import ForbiddenError, GatewayError, NotFoundError
+from gateway.keysource import agreement_owner, domain_owner
+from keys import KeyRing
+from policies import Agreement, PolicyError, PolicyLoadError, parse_agreement
+from policies._yaml import parse_yaml
+from policies.errors import shown_name
+from policies.lint import Finding, lint_agreements
+from policies.schema import schema_problems
+
+__all__ = [
+    "MAX_AGREEMENT_BYTES",
+    "SETTABLE_STATES",
+    "AgreementInvalidError",
+    "AgreementLifecycle",
+    "ApplyResult",
+    "LifecycleConflictError",
+    "LintRefusedError",
+    "agreement_domains",
+]
+
+MAX_AGREEMENT_BYTES = 256 * 1024
+SETTABLE_STATES = (SUSPENDED, REVOKED, ACTIVE)
+#: states in which a version is "in force" or about to be: its linkage domains are in use
+_IN_FORCE = frozenset({ACTIVE, SUSPENDED, APPROVED})
+_MAX_REASON = 500
+_log = get_logger("gateway.agreements.lifecycle")
+
+
+class LifecycleConflictError(GatewayError):
+    status = 409
+    code = "agreement-conflict"
+    title = "The agreement cannot make that change"
+
+    def __init__(self, detail: str, *, code: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(detail)
+        if code is not None:
+            self.code = code
+        self.problems = problems or []
+
+
+class LintRefusedError(LifecycleConflictError):
+    code = "lint-errors"
+
+
+class AgreementInvalidError(GatewayError):
+    status = 422
+    code = "invalid-agreement"
+    title = "The agreement text is not valid"
+
+    def __init__(self, detail: str, problems: list[str]) -> None:
+        super().__init__(detail)
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    version: StoredVersion
+    created: bool
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _rules(document: Mapping[str, Any]) -> Iterable[Any]:
+    fields = document.get("fields")
+    if isinstance(fields, Mapping):
+        yield from fields.values()
+    aggregate = document.get("aggregate")
+    if isinstance(aggregate, Mapping) and isinstance(aggregate.get("dimensions"), Mapping):
+        yield from aggregate["dimensions"].values()
+
+
+def agreement_domains(text: str) -> set[str]:
+    """Linkage domains a stored text names (tokenize/date_shift ``domain``), read without the catalog, so a text
+    that no longer parses against today's catalog still has its domain keys accounted for."""
+    try:
+        document = parse_yaml(text, "<stored>").plain()
+    except PolicyError:
+        return set()
+    if not isinstance(document, Mapping):
+        return set()
+    domains: set[str] = set()
+    for rule in _rules(document):
+        if isinstance(rule, Mapping):
+            for op in ("tokenize", "date_shift"):
+                options = rule.get(op)
+                if isinstance(options, Mapping) and isinstance(options.get("domain"), str):
+                    domains.add(options["domain"])
+    return domains
+
+
+def _check_reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    reason = reason.strip()
+    if len(reason) > _MAX_REASON:
+        raise AgreementInvalidError(f"the reason is longer than {_MAX_REASON} characters", [])
+    return reason or None
+
+
+class AgreementLifecycle:
+    def __init__(
+        self,
+        registry: AgreementRegistry,
+        log: DisclosureLog,
+        keyring: KeyRing,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._store = registry.store
+        self._log = log
+        self._ring = keyring
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    def __repr__(self) -> str:
+        return "AgreementLifecycle()"
+
+    @property
+    def registry(self) -> AgreementRegistry:
+        return self._registry
+
+    def attach(self) -> AgreementLifecycle:
+        """Let the registry expire agreements and make this process forget keys of agreements that ended."""
+        self._registry.watch(on_expired=self.expire, on_removed=self._forget_keys)
+        return self
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+    def check_text(self, text: str, source: str) -> Agreement:
+        """Schema and parser; every problem found, each with line and path (raises AgreementInvalidError)."""
+        if len(text.encode("utf-8")) > MAX_AGREEMENT_BYTES:
+            raise AgreementInvalidError(f"the agreement text is larger than {MAX_AGREEMENT_BYTES} bytes", [])
+        try:
+            problems = [str(p) for p in schema_problems(text, source)]
+            agreement = parse_agreement(text, self._registry.catalog, source)
+        except PolicyLoadError as exc:
+            raise AgreementInvalidError(f"the agreement is not valid: {exc.reason}", [str(exc)]) from exc
+        if problems:
+            raise AgreementInvalidError(f"the agreement does not match the schema: {problems[0]}", problems)
+        return agreement
+
+    def versions(self, agreement_id: str) -> list[StoredVersion]:
+        return self._store.versions(agreement_id)
+
+    def _version(self, agreement_id: str, version: int) -> StoredVersion:
+        found = self._store.version(agreement_id, version)
+        if found is None:
+            raise NotFoundError(
+                f"agreement {shown_name(agreement_id)} has no version {version}; "
+                f"GET /v1/agreements/<id>/versions lists them"
+            )
+        return found
+
+    def lint(self, agreement: Agreement) -> list[Finding]:
+        """Lint of ``agreement`` beside every other agreement in force (cross-agreement findings included)."""
+        others = []
+        for v in self._store.in_states(*_IN_FORCE):
+            if v.agreement_id == agreement.id:
+                continue
+            try:
+                others.append(self._registry.parse(v))
+            except PolicyError:
+                continue
+        return lint_agreements([*others, agreement]).get(agreement.id, [])
+
+    # -- changes ----------------------------------------------------------------------------------------------------
+    def _record(
+        self,
+        version: StoredVersion,
+        before: str | None,
+        after: str,
+        by: str,
+        reason: str | None,
+        also: Sequence[tuple[StoredVersion, str]] = (),
+    ) -> None:
+        entry: dict[str, Any] = {
+            "type": "agreement.state_changed",
+            "agreement": {"id": version.agreement_id, "version": version.version, "digest": version.digest},
+            "from": before,
+            "to": after,
+            "by": by,
+            "reason": reason,
+        }
+        if also:
+            entry["also"] = [{"version": v.version, "digest": v.digest, "from": v.state, "to": to} for v, to in also]
+        self._log.append_event(entry)
+
+    def _change(
+        self,
+        version: StoredVersion,
+        to: str,
+        *,
+        by: str,
+        reason: str | None = None,
+        approve: bool = False,
+        also: list[tuple[StoredVersion, str]] | None = None,
+    ) -> StoredVersion:
+        """One atomic change (``version`` to ``to``, plus ``also``), recorded in the log or undone."""
+        also = also or []
+        now = self._clock()
+        changes = [(version.agreement_id, version.version, frozenset({version.state}), to)]
+        changes += [(v.agreement_id, v.version, frozenset({v.state}), t) for v, t in also]
+        if not self._store.transition(changes, by=by, at=now, reason=reason, approve=approve):
+            raise LifecycleConflictError(
+                f"agreement {version.agreement_id!r} changed meanwhile; read its versions and try again",
+                code="agreement-changed",
+            )
+        try:
+            self._record(version, version.state, to, by, reason, also)
+        except Exception:
+            self._store.restore([version, *(v for v, _ in also)])
+            raise
+        finally:
+            self._registry.invalidate()
+        _log.info("agreement_state_changed", agreement=version.agreement_id, version=version.version, state=to, by=by)
+        changed = self._store.version(version.agreement_id, version.version)
+        if changed is None:
+            raise LifecycleConflictError(f"agreement {version.agreement_id!r} changed meanwhile; read it again")
+        return changed
+
+    def apply(self, text: str, *, author: Principal, source: str = "<upload>") -> ApplyResult:
+        """Store ``text`` as a new draft version (admin). Applying the exact text of an existing version is a no-op."""
+        if not author.has("admin"):
+            raise ForbiddenError("applying an agreement needs the role admin", code="role-required")
+        agreement = self.check_text(text, source)
+        versions = self._store.versions(agreement.id)
+        state = agreement_state(versions)
+        if state in TERMINAL_STATES:
+            raise LifecycleConflictError(
+                f"agreement {agreement.id!r} is {state} and its keys are destroyed; write a new agreement with a "
+                "new id",
+                code="agreement-ended",
+            )
+        for existing in versions:
+            if existing.version == agreement.version:
+                if existing.digest == agreement.digest:
+                    return ApplyResult(existing, False, self.lint(agreement))
+                raise LifecycleConflictError(
+                    f"version {agreement.version} of {agreement.id!r} already exists with another text and versions "
+                    f"are immutable; set version: {versions[-1].version + 1} in the file and apply it again",
+                    code="version-exists",
+                )
+        if versions and agreement.version < versions[-1].version:
+            raise LifecycleConflictError(
+                f"version {agreement.version} is older than the latest version {versions[-1].version} of "
+                f"{agreement.id!r}; set version: {versions[-1].version + 1}",
+                code="version-too-old",
+            )
+        now = self._clock()
+        row = StoredVersion(
+            agreement_id=agreement.id,
+            version=agreement.version,
+            text=text,
+            digest=agreement.digest,
+            author=author.name,
+            created_at=now,
+            state=DRAFT,
+            approved_by=None,
+            approved_at=None,
+            state_changed_at=now,
+            state_changed_by=author.name,
+            state_reason=None,
+        )
+        try:
+            self._store.insert(row)
+        except IntegrityError:
+            # Another apply of the same id and version won the race: same text is fine, another text is not.
+            return self.apply(text, author=author, source=source)
+        try:
+            self._record(row, None, DRAFT, author.name, None)
+        except Exception:
+            self._store.delete_draft(row.agreement_id, row.version)
+            raise
+        _log.info("agreement_applied", agreement=row.agreement_id, version=row.version, by=author.name)
+        return ApplyResult(row, True, self.lint(agreement))
+
+    def approve(self, agreement_id: str, version: int, *, approver: Principal) -> StoredVersion:
+        """Approve a draft (approver, not its author); activates it unless the agreement is suspended."""
+        if not approver.has("approver"):
+            raise ForbiddenError("approving an agreement needs the role approver", code="role-required")
+        target = self._version(agreement_id, version)
+        if target.state != DRAFT:
+            by = f" by {target.approved_by}" if target.approved_by else ""
+            raise LifecycleConflictError(
+                f"version {version} of {agreement_id!r} is {target.state}{by}; only a draft can be approved",
+                code="not-a-draft",
+            )
+        if approver.name == target.author:
+            raise ForbiddenError(
+                f"you applied version {version} of {agreement_id!r}; another approver must approve it (four eyes)",
+                code="four-eyes",
+            )
+        versions = self._store.versions(agreement_id)
+        state = agreement_state(versions)
+        if state in TERMINAL_STATES:
+            raise LifecycleConflictError(
+                f"agreement {agreement_id!r} is {state}; no version of it can be approved", code="agreement-ended"
+            )
+        newer = [v.version for v in versions if v.state in _IN_FORCE and v.version > version]
+        if newer:
+            raise LifecycleConflictError(
+                f"version {version} is older than version {max(newer)}, which is approved or in force; apply a newer "
+                "version instead",
+                code="version-too-old",
+            )
+        try:
+            agreement = self._registry.parse(target)
+        except PolicyError as exc:
+            raise LifecycleConflictError(
+                f"version {version} no longer matches the catalog: {exc}; fix it and apply a new version",
+                code="invalid-agreement",
+            ) from exc
+        errors = [f for f in self.lint(agreement) if f.severity == "error"]
+        if errors:
+            raise LintRefusedError(
+                f"lint finds {len(errors)} error(s) in version {version}, e.g. {errors[0].path}: "
+                f"{errors[0].message}; fix them and apply a new version",
+                problems=[str(f) for f in errors],
+            )
+        shredded = sorted(d for d in agreement_domains(target.text) if self._ring.store.is_destroyed(domain_owner(d)))
+        if shredded:
+            raise LifecycleConflictError(
+                f"linkage domain {shredded[0]!r} was destroyed with an agreement that ended; its tokens can never be "
+                "made again: choose a new domain name",
+                code="domain-destroyed",
+            )
+        approved = self._change(target, APPROVED, by=approver.name, approve=True)
+        if state == SUSPENDED:
+            return approved  # waits for an admin to resume the agreement
+        previous = [v for v in versions if v.state == ACTIVE]
+        return self._change(approved, ACTIVE, by=approver.name, also=[(v, SUPERSEDED) for v in previous])
+
+    def set_state(self, agreement_id: str, state: str, *, by: Principal, reason: str | None = None) -> StoredVersion:
+        """Suspend, resume (``active``) or revoke an agreement (admin)."""
+        if not by.has("admin"):
+            raise ForbiddenError("changing the state of an agreement needs the role admin", code="role-required")
+        if state not in SETTABLE_STATES:
+            raise AgreementInvalidError(
+                f"state must be one of {', '.join(SETTABLE_STATES)} (expiry happens by itself at valid_until)", []
+            )
+        reason = _check_reason(reason)
+        versions = self._store.versions(agreement_id)
+        if not versions:
+            raise NotFoundError(f"there is no agreement with id {shown_name(agreement_id)}")
+        current = agreement_state(versions)
+        by_state = {s: [v for v in versions if v.state == s] for s in (ACTIVE, SUSPENDED, APPROVED, REVOKED)}
+        if state == REVOKED:
+            if current == REVOKED:
+                # Already revoked: finish a key destruction that may have failed the first time (idempotent).
+                self.destroy_keys(by_state[REVOKED][-1], by=by.name, reason=reason)
+                return by_state[REVOKED][-1]
+            live = by_state[ACTIVE] + by_state[SUSPENDED] + by_state[APPROVED]
+            if not live:
+                raise LifecycleConflictError(
+                    f"agreement {agreement_id!r} is {current}; only an approved, active or suspended agreement can be "
+                    "revoked",
+                    code="invalid-transition",
+                )
+            main, *rest = sorted(live, key=lambda v: -v.version)
+            revoked = self._change(main, REVOKED, by=by.name, reason=reason, also=[(v, REVOKED) for v in rest])
+            self.destroy_keys(revoked, by=by.name, reason=reason)
+            return revoked
+        if state == SUSPENDED:
+            if not by_state[ACTIVE]:
+                raise LifecycleConflictError(
+                    f"agreement {agreement_id!r} is {current}; only an active agreement can be suspended",
+                    code="invalid-transition",
+                )
+            return self._change(by_state[ACTIVE][-1], SUSPENDED, by=by.name, reason=reason)
+        # resume
+        if not by_state[SUSPENDED]:
+            raise LifecycleConflictError(
+                f"agreement {agreement_id!r} is {current}; only a suspended agreement can be made active again "
+                "(a draft becomes active when an approver approves it)",
+                code="invalid-transition",
+            )
+        suspended = by_state[SUSPENDED][-1]
+        waiting = [v for v in by_state[APPROVED] if v.version > suspended.version]
+        if waiting:
+            # A version approved during the suspension takes over from the suspended one.
+            return self._change(waiting[-1], ACTIVE, by=by.name, reason=reason, also=[(suspended, SUPERSEDED)])
+        return self._change(suspended, ACTIVE, by=by.name, reason=reason)
+
+    def expire(self, version: StoredVersion) -> None:
+        """``valid_until`` of an active version has passed: it expires and its keys are destroyed (registry hook)."""
+        current = self._store.version(version.agreement_id, version.version)
+        if current is None or current.state not in (ACTIVE, SUSPENDED):
+            return
+        try:
+            expired = self._change(current, EXPIRED, by="system", reason="valid_until passed")
+        except LifecycleConflictError:
+            return  # another process expired it first
+        self.destroy_keys(expired, by="system", reason="valid_until passed")
+
+    # -- keys -------------------------------------------------------------------------------------------------------
+    def destroy_keys(self, version: StoredVersion, *, by: str, reason: str | None) -> list[str]:
+        """Crypto-shred the keys of an agreement that ended, and of its linkage domains no agreement in force uses."""
+        in_use: dict[str, list[str]] = {}
+        for other in self._store.in_states(*_IN_FORCE):
+            if other.agreement_id != version.agreement_id:
+                for domain in agreement_domains(other.text):
+                    in_use.setdefault(domain, []).append(other.agreement_id)
+        owners = [agreement_owner(version.agreement_id)]
+        kept: list[dict[str, Any]] = []
+        for domain in sorted(agreement_domains(version.text)):
+            if domain in in_use:
+                kept.append({"owner": domain_owner(domain), "used_by": sorted(set(in_use[domain]))})
+            else:
+                owners.append(domain_owner(domain))
+        destroyed = {owner: self._ring.destroy(owner) for owner in owners}
+        self._log.append_event(
+            {
+                "type": "keys.destroyed",
+                "agreement": {"id": version.agreement_id, "version": version.version, "state": version.state},
+                "owners": [{"owner": o, "versions": n} for o, n in destroyed.items()],
+                "kept": kept,
+                "by": by,
+                "reason": reason,
+            }
+        )
+        _log.info("keys_destroyed", agreement=version.agreement_id, owners=len(owners), kept=len(kept))
+        return owners
+
+    def _forget_keys(self, agreement: Agreement) -> None:
+        self._ring.forget(agreement_owner(agreement.id))
+        for domain in agreement_domains_of(agreement):
+            self._ring.forget(domain_owner(domain))
+
+
+def agreement_domains_of(agreement: Agreement) -> set[str]:
+    return {
+        d
+        for rule in agreement.fields.values()
+        if (d := getattr(rule, "domain", None)) is not None and isinstance(d, str)
+    }

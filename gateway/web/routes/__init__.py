@@ -1,0 +1,1 @@
+"""HTTP routes, one module per capability; ``gateway.web.app`` assembles them."""

@@ -1,0 +1,382 @@
+"""Agreement governance over HTTP: apply a version, approve it, change an agreement's state, read versions and
+their diffs, preview what a version would release.
+
+The lifecycle needs agreements kept in the gateway database (``Services.agreements`` an ``AgreementRegistry``, as
+every deployment has); a gateway built with a plain mapping of agreements (tests of other features) answers 501.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.agreements.lifecycle import (
+    MAX_AGREEMENT_BYTES,
+    AgreementInvalidError,
+    AgreementLifecycle,
+    LifecycleConflictError,
+)
+from gateway.agreements.store import DRAFT, AgreementRegistry, StoredVersion, agreement_state
+from gateway.auth import Principal
+from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
+from gateway.services import Services
+from gateway.web.problems import problem_response
+from gateway.web.routes.buffered import Subject, buffered_disclosure
+from gateway.web.routes.common import OVERSIGHT_ROLES, authenticate, read_json, request_id, require_role, services
+from gateway.web.routes.release import plan_for_log
+from policies import Agreement, PolicyError, Redact, ReleasePlan, describe_rule
+from policies._yaml import parse_yaml
+from policies.diff import agreement_diff
+from policies.errors import shown_name
+from policies.plan import OutputField
+from transforms import HmacSha256, NdjsonWriter, compile_plan
+from transforms.egress import EgressBlocked
+from transforms.redaction import DeferredNames
+
+__all__ = [
+    "PREVIEW_ROWS",
+    "agreement_versions",
+    "apply_agreement",
+    "approve_version",
+    "lifecycle_of",
+    "list_admin_agreements",
+    "preview_version",
+    "set_agreement_state",
+]
+
+PREVIEW_ROWS = 5
+_YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"})
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def lifecycle_of(found: Services) -> AgreementLifecycle:
+    if not isinstance(found.agreements, AgreementRegistry):
+        raise NotImplementedByGatewayError(
+            "this gateway was started with agreements from files only; the agreement lifecycle needs the database "
+            "store (every deployment built by `gateway demo` or `gateway serve` has it)"
+        )
+    return AgreementLifecycle(found.agreements, found.log, found.keyring, clock=found.clock)
+
+
+def _with_problems(handler: Handler) -> Handler:
+    """Lifecycle errors carry a list of problems (file:line: path: reason) that the problem body lists as ``errors``."""
+
+    @wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (AgreementInvalidError, LifecycleConflictError) as exc:
+            return problem_response(
+                exc.status,
+                exc.code,
+                exc.title,
+                exc.detail,
+                request_id=request_id(request),
+                extra={"errors": exc.problems} if exc.problems else None,
+            )
+
+    return wrapped
+
+
+def _version_param(request: Request) -> int:
+    text = request.path_params["version"]
+    if not (text.isascii() and text.isdigit()) or len(text) > 7:  # "²".isdigit() is True, int("²") fails
+        raise NotFoundError("versions are positive integers")
+    return int(text)
+
+
+def _summary(version: StoredVersion) -> dict[str, Any]:
+    return version.describe(with_text=False)
+
+
+async def _read_text(request: Request) -> str:
+    """The agreement YAML: the raw body (application/yaml) or ``{"yaml": "..."}`` (application/json)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/json", ""):
+        body = await read_json(request, MAX_AGREEMENT_BYTES + 1024)
+        if not isinstance(body, dict) or set(body) != {"yaml"} or not isinstance(body["yaml"], str):
+            raise MalformedRequestError('send the agreement as application/yaml, or as JSON {"yaml": "<the text>"}')
+        text: str = body["yaml"]
+        return text
+    if content_type not in _YAML_TYPES:
+        raise UnsupportedMediaTypeError('send the agreement as application/yaml, or as JSON {"yaml": ...}')
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_AGREEMENT_BYTES:
+            raise MalformedRequestError(f"the agreement text is larger than {MAX_AGREEMENT_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedRequestError("the agreement text is not valid UTF-8") from exc
+
+
+@_with_problems
+async def apply_agreement(request: Request) -> Response:
+    """POST /v1/admin/agreements — store a new draft version (admin)."""
+    principal = await authenticate(request)
+    require_role(principal, "admin")
+    lifecycle = lifecycle_of(services(request))
+    text = await _read_text(request)
+    result = await anyio.to_thread.run_sync(lambda: lifecycle.apply(text, author=principal, source="<upload>"))
+    body = {
+        **_summary(result.version),
+        "created": result.created,
+        "lint": [
+            {"severity": f.severity, "code": f.code, "path": f.path, "message": f.message} for f in result.findings
+        ],
+        "next": f"POST /v1/admin/agreements/{result.version.agreement_id}/versions/{result.version.version}/approve "
+        "by an approver other than the author",
+    }
+    return JSONResponse(body, status_code=201 if result.created else 200)
+
+
+@_with_problems
+async def approve_version(request: Request) -> Response:
+    """POST /v1/admin/agreements/{id}/versions/{v}/approve — four-eyes approval (approver, not the author)."""
+    principal = await authenticate(request)
+    require_role(principal, "approver")
+    lifecycle = lifecycle_of(services(request))
+    agreement_id, version = request.path_params["agreement_id"], _version_param(request)
+    approved = await anyio.to_thread.run_sync(lambda: lifecycle.approve(agreement_id, version, approver=principal))
+    return JSONResponse(_summary(approved))
+
+
+@_with_problems
+async def set_agreement_state(request: Request) -> Response:
+    """POST /v1/admin/agreements/{id}/state — ``{"state": "suspended"|"revoked"|"active", "reason": "..."}`` (admin)."""
+    principal = await authenticate(request)
+    require_role(principal, "admin")
+    found = services(request)
+    lifecycle = lifecycle_of(found)
+    body = await read_json(request, found.max_body_bytes)
+    if not isinstance(body, dict) or "state" not in body or set(body) - {"state", "reason"}:
+        raise MalformedRequestError('the body is {"state": "suspended" | "revoked" | "active", "reason": "..."}')
+    state, reason = body["state"], body.get("reason")
+    if not isinstance(state, str) or (reason is not None and not isinstance(reason, str)):
+        raise MalformedRequestError("state and reason are strings")
+    agreement_id = request.path_params["agreement_id"]
+    changed = await anyio.to_thread.run_sync(
+        lambda: lifecycle.set_state(agreement_id, state, by=principal, reason=reason)
+    )
+    return JSONResponse(_summary(changed))
+
+
+def _parties(version: StoredVersion) -> set[str]:
+    try:
+        value = parse_yaml(version.text, "<stored>").plain().get("parties")
+    except (PolicyError, AttributeError):
+        return set()
+    return {value} if isinstance(value, str) else {str(p) for p in value} if isinstance(value, list) else set()
+
+
+def _document(version: StoredVersion) -> dict[str, Any]:
+    try:
+        document = parse_yaml(version.text, "<stored>").plain()
+    except PolicyError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+@_with_problems
+async def agreement_versions(request: Request) -> Response:
+    """GET /v1/agreements/{id}/versions — versions with texts and diffs (oversight: all; parties: non-drafts)."""
+    principal = await authenticate(request)
+    lifecycle = lifecycle_of(services(request))
+    agreement_id = request.path_params["agreement_id"]
+    versions = await anyio.to_thread.run_sync(lifecycle.versions, agreement_id)
+    if not principal.roles & OVERSIGHT_ROLES:
+        # Drafts are internal until approved; a party sees the versions of agreements it is a party to.
+        versions = [v for v in versions if v.state != DRAFT]
+        if not any(principal.name in _parties(v) for v in versions):
+            versions = []
+    if not versions:
+        raise NotFoundError(f"there is no agreement with id {shown_name(agreement_id)} that you can see")
+    items = []
+    for previous, current in zip([None, *versions[:-1]], versions, strict=True):
+        item: dict[str, Any] = current.describe()
+        if previous is not None:
+            item["diff"] = agreement_diff(
+                previous.text,
+                current.text,
+                _document(previous),
+                _document(current),
+                old_label=f"{agreement_id} v{previous.version}",
+                new_label=f"{agreement_id} v{current.version}",
+            )
+        items.append(item)
+    return JSONResponse({"agreement_id": agreement_id, "versions": items})
+
+
+@_with_problems
+async def list_admin_agreements(request: Request) -> Response:
+    """GET /v1/admin/agreements — every agreement with its versions' states (oversight roles)."""
+    principal = await authenticate(request)
+    require_role(principal, *sorted(OVERSIGHT_ROLES))
+    lifecycle = lifecycle_of(services(request))
+    versions = await anyio.to_thread.run_sync(lifecycle.registry.store.all_versions)
+    grouped: dict[str, list[StoredVersion]] = {}
+    for v in versions:
+        grouped.setdefault(v.agreement_id, []).append(v)
+    items = [
+        {"agreement_id": i, "state": agreement_state(vs), "versions": [_summary(v) for v in vs]}
+        for i, vs in sorted(grouped.items())
+    ]
+    return JSONResponse({"agreements": items})
+
+
+# -- preview --------------------------------------------------------------------------------------------------------
+class _OneOffKeys:
+    """Fresh random keys for one preview: tokens and date shifts show their format but link to no real release (and
+    previewing a draft creates no key for it). Never stored, gone with the request."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str | None], bytes] = {}
+
+    def __repr__(self) -> str:
+        return "_OneOffKeys(<random, per preview>)"
+
+    def _key(self, purpose: str, domain: str | None) -> bytes:
+        return self._keys.setdefault((purpose, domain), secrets.token_bytes(32))
+
+    def tokenize_key(self, domain: str | None) -> bytes:
+        return self._key("tokenize", domain)
+
+    def date_shift_key(self, domain: str | None) -> bytes:
+        return self._key("date-shift", domain)
+
+
+def _preview_plan(agreement: Agreement, today: dt.date) -> ReleasePlan:
+    dataset = agreement.dataset
+    rules = dict(agreement.released())
+    if not rules and agreement.aggregate is not None:
+        rules = dict(agreement.aggregate.dimensions)  # an aggregate agreement releases its dimensions, grouped
+    projection = [dataset.subject_key]
+    outputs = []
+    for name, rule in rules.items():
+        if name not in projection:
+            projection.append(name)
+        outputs.append(OutputField(name, dataset.columns[name], rule, projection.index(name)))
+    return ReleasePlan(
+        agreement_id=agreement.id,
+        agreement_version=agreement.version,
+        agreement_digest=agreement.digest,
+        dataset=dataset,
+        projection=tuple(projection),
+        outputs=tuple(outputs),
+        filters=agreement.row_scope,
+        limit=PREVIEW_ROWS,
+        format="ndjson",
+        reference_date=today,
+    )
+
+
+@_with_problems
+async def preview_version(request: Request) -> Response:
+    """GET /v1/admin/agreements/{id}/versions/{v}/preview — effective columns and 5 transformed sample rows.
+
+    A preview is a disclosure to the approver (operation ``preview``), logged and subject-indexed like any other.
+    """
+    principal: Principal = await authenticate(request)
+    require_role(principal, "admin", "approver")
+    found = services(request)
+    lifecycle = lifecycle_of(found)
+    agreement_id, version_number = request.path_params["agreement_id"], _version_param(request)
+    version = await anyio.to_thread.run_sync(lambda: lifecycle.registry.store.version(agreement_id, version_number))
+    if version is None:
+        raise NotFoundError(f"agreement {shown_name(agreement_id)} has no version {version_number}")
+    try:
+        agreement = lifecycle.registry.parse(version)
+    except PolicyError as exc:
+        raise LifecycleConflictError(f"version {version_number} no longer matches the catalog: {exc}") from exc
+    plan = _preview_plan(agreement, found.today())
+    keys = _OneOffKeys()
+    # The same redaction and egress scan as a release; the registry's names are read only after the log entry.
+    names = DeferredNames() if found.redaction.needs_names(agreement, plan) else None
+    prepared = found.redaction.prepare(
+        agreement, plan, names=names, token_key=lambda: HmacSha256(keys.tokenize_key(None))
+    )
+    compiled = compile_plan(prepared.plan, keys, redactor_factory=prepared.redactor_factory, egress=prepared.egress)
+    withheld: dict[str, str] = {}
+    if compiled.unhandled_entities:
+        # Fail closed here too: a column whose redaction no detector performs is not shown.
+        missing = set(compiled.unhandled_entities)
+        for o in plan.outputs:
+            if isinstance(o.rule, Redact) and missing & set(o.rule.entities):
+                withheld[o.name] = "no configured detector handles " + ", ".join(sorted(missing & set(o.rule.entities)))
+    columns = [
+        {
+            "name": o.name,
+            "class": o.column.cls.value,
+            "type": o.column.type.value,
+            "rule": describe_rule(o.rule),
+            **({"withheld": withheld[o.name]} if o.name in withheld else {}),
+        }
+        for o in plan.outputs
+    ]
+    writer = NdjsonWriter(compiled.columns)
+    filter_key = found.keyring.derive("log:subject-index", "filter-values").reveal()
+    notes = [
+        "tokens and date shifts use one-off keys: they show the format and link to no real release",
+        "record-level controls (k-anonymity) and aggregate thresholds apply to whole releases, not to samples",
+    ]
+
+    def produce() -> tuple[bytes, int, list[object]]:
+        if names is not None:
+            names.set(found.redaction.names(found.catalog, found.connector, plan.dataset.name))
+        rows: list[tuple[Any, ...]] = []
+        batches = found.connector.stream(prepared.plan, batch_rows=PREVIEW_ROWS)
+        try:
+            for batch in batches:
+                rows.extend(batch)
+                if len(rows) >= PREVIEW_ROWS:
+                    break
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        rows = rows[:PREVIEW_ROWS]
+        try:
+            samples = [json.loads(line) for line in writer.batch(compiled.rows(rows)).splitlines() if line]
+        except EgressBlocked as exc:
+            # What the release would do: refuse. The message names entity types and columns, never values.
+            samples, rows = [], []
+            notes.append(f"a release would be blocked (egress.on_finding: block): {exc}")
+        for sample in samples:
+            for name in withheld:
+                sample[name] = None
+        body = {
+            "agreement_id": agreement.id,
+            "version": version.version,
+            "state": version.state,
+            "digest": version.digest,
+            "columns": columns,
+            "row_scope": [f.describe() for f in agreement.row_scope],
+            "samples": samples,
+            "notes": notes,
+        }
+        return json.dumps(body, ensure_ascii=False).encode("utf-8"), len(rows), [r[0] for r in rows]
+
+    approved_by = version.approved_by or ""
+    disclosed = await buffered_disclosure(
+        request,
+        found,
+        principal,
+        Subject.of(agreement, approved_by=approved_by, purpose="agreement_review"),
+        operation="preview",
+        plan={**plan_for_log(plan, filter_key), "state": version.state},
+        produce=produce,
+    )
+    return Response(
+        disclosed.body,
+        media_type="application/json",
+        headers={"X-Disclosure-Id": disclosed.disclosure_id, "Cache-Control": "no-store"},
+    )

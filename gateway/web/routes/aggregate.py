@@ -1,0 +1,231 @@
+"""POST /v1/agreements/{id}/aggregate — a table under the agreement's statistical disclosure control.
+
+Flow, like an extract: plan (pure) → write-ahead log entry → (differential privacy: spend the budget atomically) →
+counts from the registry → disclosure control → one JSON body → finished entry with the counts of what was
+suppressed or perturbed (never cell values).
+
+Counts come from a GROUP BY in the registry when the connector offers ``aggregate`` and every dimension has a portable
+SQL form; otherwise rows are streamed in batches and grouped here with the same compiled generalizations. Both give the
+same table (tests/gateway/test_aggregate_http.py). The dominance rule needs per-contributor totals and differential
+privacy needs one row per subject, so both always take the streaming path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.auth import Principal
+from gateway.connectors.base import AggregatingConnector
+from gateway.controls.budget import BudgetState
+from gateway.controls.quotas import apply_quotas
+from gateway.errors import GatewayError, NotImplementedByGatewayError, ValidationError
+from gateway.keysource import AgreementKeySource, agreement_owner
+from gateway.services import Services
+from gateway.web.routes.buffered import Subject, disclosure_start
+from gateway.web.routes.common import authenticate, new_id, read_json, resolve_agreement, services, set_state
+from gateway.web.routes.release import plan_for_log
+from policies import Agreement, RequestError
+from transforms import compile_fields
+from transforms.aggregate import (
+    AggregatePlan,
+    CellStats,
+    Grouper,
+    cells_from_pushdown,
+    dense_table,
+    normalize_cells,
+    parse_aggregate_request,
+    plan_aggregate,
+)
+from transforms.sdc import CellRounder, ControlledTable, control_table, dp_table
+
+__all__ = ["aggregate", "compute_table", "loggable"]
+
+Row = tuple[Any, ...]
+
+
+def _rounder(found: Services, agreement: Agreement) -> CellRounder | None:
+    spec = agreement.aggregate
+    if spec is None or spec.rounding is None or spec.rounding["method"] != "random":
+        return None
+    key = found.keyring.derive(agreement_owner(agreement.id), "rounding").reveal()
+    return CellRounder(key, int(spec.rounding["base"]))
+
+
+def _cells(found: Services, agreement: Agreement, plan: AggregatePlan, *, private: bool) -> tuple[dict[Row, Any], str]:
+    """Cell statistics and the path that produced them (``pushdown`` or ``streaming``)."""
+    dominance = plan.spec.dominance is not None and plan.magnitude
+    connector = found.connector
+    if not dominance and not private and isinstance(connector, AggregatingConnector):
+        rows = connector.aggregate(plan)
+        if rows is not None:
+            return cells_from_pushdown(rows, len(plan.dimensions), len(plan.value_columns)), "pushdown"
+    subject = plan.release.dataset.column(plan.release.projection[0])
+    dims = compile_fields(
+        plan.dimensions,
+        AgreementKeySource(found.keyring, agreement.id),
+        reference_date=plan.release.reference_date,
+        subject_format=subject.format if subject is not None else None,
+        projection_width=len(plan.release.projection),
+    )
+    grouper = Grouper(
+        dims,
+        plan.value_indices,
+        dominance_n=int(plan.spec.dominance["n"]) if dominance and plan.spec.dominance else 0,
+        one_row_per_subject=private,
+    )
+    batches = connector.stream(plan.release, batch_rows=found.batch_rows)
+    try:
+        for batch in batches:
+            grouper.add(batch)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    return grouper.finish(), "streaming"
+
+
+def compute_table(
+    found: Services, agreement: Agreement, plan: AggregatePlan, *, epsilon: float | None = None
+) -> tuple[ControlledTable, str]:
+    """The controlled table of ``plan`` and the path used. ``epsilon``: the differentially private variant."""
+    cells, path = _cells(found, agreement, plan, private=epsilon is not None)
+    normalized: dict[Row, CellStats] = normalize_cells(plan, cells)
+    rounder = _rounder(found, agreement)
+    if epsilon is not None:
+        return dp_table(plan, normalized, epsilon, rounder=rounder), path
+    return control_table(dense_table(plan, normalized), plan, rounder=rounder), path
+
+
+def _private_epsilon(agreement: Agreement, plan: AggregatePlan) -> float | None:
+    dp = plan.spec.differential_privacy
+    if dp is None:
+        return None
+    others = [m.text for m in plan.measures if m.kind != "count"]
+    if others:
+        raise ValidationError(
+            f"agreement {agreement.id!r} releases differentially private counts only; {', '.join(others)} would "
+            "need declared value bounds, which this gateway version does not support. Ask for count",
+            code="measure-not-private",
+        )
+    return float(dp["epsilon_per_query"])
+
+
+def loggable(value: Any) -> Any:
+    """``value`` for a log entry: canonical JSON has no floats, so a non-integral number becomes its exact text."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else repr(value)
+    if isinstance(value, dict):
+        return {k: loggable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [loggable(v) for v in value]
+    return value
+
+
+def _body(table: ControlledTable, disclosure_id: str, controls: dict[str, Any]) -> bytes:
+    document = {
+        "disclosure_id": disclosure_id,
+        "columns": list(table.columns),
+        "rows": [list(r) for r in table.rows],
+        "suppressed": list(table.suppressed),
+        "disclosure_control": controls,
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _dp_report(state: BudgetState, epsilon: float, report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **report,
+        "epsilon_query": epsilon,
+        "epsilon_spent": round(state.spent, 9),
+        "epsilon_remaining": round(state.remaining, 9),
+        "epsilon_total": state.total,
+    }
+
+
+async def aggregate(request: Request) -> Response:
+    principal: Principal = await authenticate(request)
+    found = services(request)
+    agreement = resolve_agreement(found, principal, request.path_params["agreement_id"])
+    body = await read_json(request, found.max_body_bytes)
+    try:
+        plan = plan_aggregate(agreement, parse_aggregate_request(body), today=found.today())
+    except RequestError as exc:
+        raise ValidationError(str(exc), code=exc.code) from exc
+    epsilon = _private_epsilon(agreement, plan)
+    budget = found.budget
+    if epsilon is not None and budget is None:
+        raise NotImplementedByGatewayError(
+            f"agreement {agreement.id!r} needs a privacy budget store, which this gateway is not configured with; "
+            "nothing was released"
+        )
+    # The agreement's quotas (429, nothing logged) come before the write-ahead entry, as for every release.
+    await apply_quotas(found, agreement, plan.release, single=True)
+    filter_key = found.keyring.derive("log:subject-index", "filter-values").reveal()
+    logged = plan.describe()
+    logged["filters"] = plan_for_log(plan.release, filter_key)["filters"]  # identifier values as keyed hashes
+    disclosure_id = new_id()
+    start = disclosure_start(
+        request, found, principal, Subject.of(agreement), disclosure_id, operation="aggregate", plan=loggable(logged)
+    )
+    log = found.log
+    # Write-ahead: durable before the budget is spent, the registry queried or any byte leaves.
+    await anyio.to_thread.run_sync(log.start, start)
+    set_state(request, disclosure_id=disclosure_id)
+
+    def work() -> tuple[bytes, ControlledTable, dict[str, Any]]:
+        state = None
+        dp = plan.spec.differential_privacy
+        if epsilon is not None and budget is not None and dp is not None:
+            state = budget.spend(agreement.id, epsilon, float(dp["epsilon_total"]))
+        table, path = compute_table(found, agreement, plan, epsilon=epsilon)
+        controls = dict(table.report)
+        if state is not None and epsilon is not None:
+            controls["differential_privacy"] = _dp_report(state, epsilon, dict(controls["differential_privacy"]))
+        details = {"path": path, "cells": len(table.rows), "released_cells": table.released_cells, **controls}
+        return _body(table, disclosure_id, controls), table, loggable(details)
+
+    try:
+        payload, table, details = await anyio.to_thread.run_sync(work)
+    except Exception as exc:
+        code = exc.code if isinstance(exc, GatewayError | RequestError) else "internal-error"
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: log.finish(disclosure_id, status="failed", rows=0, nbytes=0, sha256=None, error=code)
+            )
+        if isinstance(exc, RequestError):
+            raise ValidationError(str(exc), code=exc.code) from exc
+        raise
+
+    async def body_iter() -> AsyncIterator[bytes]:
+        status = "aborted"
+        try:
+            yield payload
+            status = "completed"
+        finally:
+            sent = payload if status == "completed" else b""
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(
+                    lambda: log.finish(
+                        disclosure_id,
+                        status=status,
+                        rows=table.released_cells if sent else 0,
+                        nbytes=len(sent),
+                        sha256=hashlib.sha256(sent).hexdigest(),
+                        details=details,
+                    )
+                )
+                set_state(request, rows=table.released_cells, bytes=len(sent), disclosure_status=status)
+
+    return StreamingResponse(
+        body_iter(),
+        media_type="application/json",
+        headers={"X-Disclosure-Id": disclosure_id, "Cache-Control": "no-store"},
+    )

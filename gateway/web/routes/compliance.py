@@ -1,0 +1,265 @@
+"""Compliance API: the disclosure log as compliance officers and requesters read it.
+
+Nothing here edits or deletes an entry. A requester may read its own disclosures and receipts; an id that exists but
+belongs to someone else answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gateway.audit.log import SqlDisclosureLog
+from gateway.audit.reader import DisclosureQuery, LogReader, accounting_json, disclosure_json
+from gateway.auth import Principal
+from gateway.errors import AuditUnavailableError, NotFoundError, ValidationError
+from gateway.services import Services
+from gateway.web.routes.common import authenticate, read_json, require_role, services
+from policies.errors import shown_name
+
+__all__ = [
+    "disclosure",
+    "disclosure_totals",
+    "export_disclosures",
+    "list_disclosures",
+    "receipt",
+    "subject_disclosures",
+    "subject_hash",
+]
+
+_STATUSES = frozenset({"started", "completed", "aborted", "failed"})
+_MAX_PAGE = 1000
+_CSV_COLUMNS = (
+    "id",
+    "started_at",
+    "finished_at",
+    "status",
+    "operation",
+    "recipient",
+    "purpose",
+    "agreement_id",
+    "agreement_version",
+    "approved_by",
+    "legal_basis",
+    "fields",
+    "rows",
+    "bytes",
+    "sha256",
+)
+
+
+def reader(found: Services) -> LogReader:
+    log = found.log
+    if not isinstance(log, SqlDisclosureLog):
+        raise AuditUnavailableError("this gateway's disclosure log cannot be queried")
+    return LogReader(log.engine, flush=log.flush)
+
+
+def subject_hash(found: Services, subject_id: str) -> bytes:
+    key = found.keyring.derive("log:subject-index", "subjects").reveal()
+    return hmac.new(key, subject_id.encode(), hashlib.sha256).digest()[:16]
+
+
+def _time(value: str | None, name: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC)
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # In UTC, as stored: SQLite compares the wall time and would ignore another offset. A moment that has no UTC
+        # representation (0001-01-01T00:00+01:00) is the caller's error, not an unreachable database.
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
+
+
+def _cursor(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(value.encode() + b"=" * (-len(value) % 4)))
+        before = decoded["before"]
+        # A log index fits the BIGINT column; a larger one would fail in the driver (500 or 503), not here (422).
+        if isinstance(before, int) and not isinstance(before, bool) and 0 <= before < 2**63:
+            return before
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise ValidationError("cursor is not one this API returned; start again without it")
+
+
+def _encode_cursor(before: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode().rstrip("=")
+
+
+def _query(request: Request, principal: Principal, *, page: int | None = None) -> DisclosureQuery:
+    params = request.query_params
+    allowed = {"agreement", "principal", "purpose", "status", "since", "until", "cursor", "limit", "format"}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"unknown query parameter {shown_name(unknown[0])} (allowed: {', '.join(sorted(allowed))})"
+        )
+    status = params.get("status")
+    if status is not None and status not in _STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(sorted(_STATUSES))}")
+    limit = page or 100
+    if "limit" in params and page is None:
+        text = params["limit"]
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_PAGE:  # "²".isdigit() is True
+            raise ValidationError(f"limit must be an integer between 1 and {_MAX_PAGE}")
+        limit = int(text)
+    who = params.get("principal")
+    if "compliance" not in principal.roles:
+        # A requester sees only its own disclosures, whatever it asks for.
+        who = principal.name
+    since, until = _time(params.get("since"), "since"), _time(params.get("until"), "until")
+    if since and until and since >= until:
+        raise ValidationError("since must be before until")
+    return DisclosureQuery(
+        agreement=params.get("agreement"),
+        principal=who,
+        purpose=params.get("purpose"),
+        status=status,
+        since=since,
+        until=until,
+        before_seq=_cursor(params.get("cursor")),
+        limit=limit,
+    )
+
+
+async def list_disclosures(request: Request) -> Response:
+    principal = await authenticate(request)
+    require_role(principal, "compliance", "requester")
+    query = _query(request, principal)
+    rows = await anyio.to_thread.run_sync(reader(services(request)).disclosures, query)
+    body: dict[str, Any] = {"disclosures": [disclosure_json(r) for r in rows]}
+    body["next_cursor"] = _encode_cursor(rows[-1].start_seq) if len(rows) == query.limit else None
+    return JSONResponse(body)
+
+
+def _csv_line(item: dict[str, Any]) -> bytes:
+    buffer = io.StringIO()
+    fields = ";".join(f"{f['name']}:{f['op']}" for f in item["description"]["fields"])
+    values = [
+        item["id"],
+        item["started_at"],
+        item["finished_at"],
+        item["status"],
+        item["operation"],
+        item["recipient"],
+        item["purpose"],
+        item["agreement"]["id"],
+        item["agreement"]["version"],
+        item["approved_by"],
+        item["legal_basis"],
+        fields,
+        item["rows"],
+        item["bytes"],
+        item["sha256"],
+    ]
+    # Formula-injection guard, as for extracts: legal bases and names are free text written by people.
+    cells = ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v for v in values]
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue().encode("utf-8")
+
+
+async def export_disclosures(request: Request) -> Response:
+    principal = await authenticate(request)
+    require_role(principal, "compliance")
+    fmt = request.query_params.get("format", "ndjson")
+    if fmt not in ("ndjson", "csv"):
+        raise ValidationError("format must be ndjson or csv")
+    query = _query(request, principal, page=_MAX_PAGE)
+    log_reader = reader(services(request))
+
+    async def body() -> AsyncIterator[bytes]:
+        if fmt == "csv":
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\r\n").writerow(_CSV_COLUMNS)
+            yield buffer.getvalue().encode()
+        rows: Iterator[Any] = log_reader.iter_disclosures(query, page=_MAX_PAGE)
+        while True:
+            chunk = await anyio.to_thread.run_sync(lambda: [r for _, r in zip(range(_MAX_PAGE), rows, strict=False)])
+            if not chunk:
+                return
+            items = [disclosure_json(r) for r in chunk]
+            if fmt == "csv":
+                yield b"".join(_csv_line(i) for i in items)
+            else:
+                yield b"".join(json.dumps(i, ensure_ascii=False).encode() + b"\n" for i in items)
+
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="disclosures.{fmt}"'}
+    )
+
+
+async def _own_disclosure(request: Request) -> tuple[Principal, Any]:
+    principal = await authenticate(request)
+    disclosure_id = request.path_params["disclosure_id"]
+    if len(disclosure_id) > 64 or not disclosure_id.isalnum():
+        raise NotFoundError("no such disclosure")
+    row = await anyio.to_thread.run_sync(reader(services(request)).disclosure, disclosure_id)
+    if row is None or ("compliance" not in principal.roles and row.principal != principal.name):
+        raise NotFoundError("no such disclosure (or not one of yours)")
+    return principal, row
+
+
+async def disclosure(request: Request) -> Response:
+    _principal, row = await _own_disclosure(request)
+    return JSONResponse(disclosure_json(row))
+
+
+async def receipt(request: Request) -> Response:
+    _principal, row = await _own_disclosure(request)
+    found = services(request)
+    log_reader = reader(found)
+    needed = row.finish_seq if row.finish_seq is not None else row.start_seq
+
+    def build() -> dict[str, Any]:
+        checkpoint = log_reader.checkpoint_covering(needed)
+        if checkpoint is None:
+            log = found.log
+            if isinstance(log, SqlDisclosureLog):
+                log.checkpoint()
+            checkpoint = log_reader.checkpoint_covering(needed)
+        if checkpoint is None:
+            raise AuditUnavailableError("no signed checkpoint covers this entry yet; try again in a few seconds")
+        return log_reader.receipt(row, checkpoint)
+
+    return JSONResponse(await anyio.to_thread.run_sync(build))
+
+
+async def disclosure_totals(request: Request) -> Response:
+    principal = await authenticate(request)
+    require_role(principal, "compliance")
+    totals = await anyio.to_thread.run_sync(reader(services(request)).totals)
+    return JSONResponse({"agreements": totals})
+
+
+async def subject_disclosures(request: Request) -> Response:
+    principal = await authenticate(request)
+    require_role(principal, "compliance")
+    found = services(request)
+    body = await read_json(request, found.max_body_bytes)
+    if not isinstance(body, dict) or set(body) != {"subject_id"} or not isinstance(body["subject_id"], str):
+        raise ValidationError('the body must be {"subject_id": "<the child\'s registry id>"}')
+    subject_id = body["subject_id"].strip()
+    if not 1 <= len(subject_id) <= 64:
+        raise ValidationError("subject_id must be 1 to 64 characters")
+    rows = await anyio.to_thread.run_sync(reader(found).subject_disclosures, subject_hash(found, subject_id))
+    # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
+    items = [accounting_json(row) for row in rows]
+    return JSONResponse({"disclosures": items, "count": len(items)})

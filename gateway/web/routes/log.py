@@ -1,0 +1,58 @@
+"""Public face of the tamper-evident log: checkpoints, consistency proofs, the verification key."""
+
+from __future__ import annotations
+
+import base64
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from gateway.audit.log import SqlDisclosureLog
+from gateway.errors import NotFoundError, ValidationError
+from gateway.web.routes.common import authenticate, services
+from gateway.web.routes.compliance import reader
+
+__all__ = ["checkpoint", "consistency", "public_key"]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+async def checkpoint(request: Request) -> Response:
+    await authenticate(request)
+    latest = await anyio.to_thread.run_sync(reader(services(request)).latest_checkpoint)
+    if latest is None:
+        raise NotFoundError("the log has no signed checkpoint yet")
+    size, note = latest
+    if "text/plain" in request.headers.get("accept", ""):
+        return PlainTextResponse(note)
+    return JSONResponse({"size": size, "note": note})
+
+
+def _size(text: str | None, name: str) -> int:
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 15:  # "²".isdigit(), int("²") fails
+        raise ValidationError(f"{name} must be a tree size (a non-negative integer)")
+    return int(text)
+
+
+async def consistency(request: Request) -> Response:
+    await authenticate(request)
+    first = _size(request.query_params.get("first"), "first")
+    second = _size(request.query_params.get("second"), "second")
+    log_reader = reader(services(request))
+    size = await anyio.to_thread.run_sync(log_reader.size)
+    if not 0 < first <= second <= size:
+        raise ValidationError(f"need 0 < first <= second <= {size} (the current log size)")
+    proof = await anyio.to_thread.run_sync(log_reader.consistency_proof, first, second)
+    return JSONResponse({"first": first, "second": second, "proof": [_b64(h) for h in proof]})
+
+
+async def public_key(request: Request) -> Response:
+    log = services(request).log
+    signer = log.signer if isinstance(log, SqlDisclosureLog) else None
+    key = getattr(signer, "public_key", None)
+    if key is None:
+        raise NotFoundError("this gateway does not sign its log")
+    return PlainTextResponse(key.to_pem(), media_type="application/x-pem-file")

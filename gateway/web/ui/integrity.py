@@ -1,0 +1,109 @@
+"""Log integrity for the dashboard: full verification runs (recorded), and receipts verified as a requester would.
+
+The verifier is built from the log signer's public key. That checks the log against the key this gateway signs
+with; an auditor who distrusts the server as a whole runs ``gateway log verify`` / ``gateway receipt verify`` with
+the published ``log.pub`` instead, and those CLI runs are recorded here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.audit.log import SqlDisclosureLog
+from gateway.audit.reader import LogReader
+from gateway.audit.receipts import verify_receipt
+from gateway.audit.signer import LogSigner, LogVerifier
+from gateway.audit.verify import VerifyReport, verify_log
+from gateway.services import Services
+from gateway.web.ui.tables import LogVerificationRow, ensure_tables
+
+__all__ = [
+    "ReceiptCheck",
+    "check_receipt",
+    "log_verifier",
+    "record_cli_verification",
+    "record_verification",
+    "run_verification",
+]
+
+_verifications = LogVerificationRow.__table__  # type: ignore[attr-defined]
+
+
+def log_verifier(services: Services) -> LogVerifier | None:
+    log = services.log
+    if isinstance(log, SqlDisclosureLog) and isinstance(log.signer, LogSigner):
+        return LogVerifier(log.signer.public_key)
+    return None
+
+
+def record_verification(engine: Engine, report: VerifyReport, *, source: str, at: dt.datetime) -> None:
+    ensure_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(_verifications).values(
+                verified_at=at,
+                source=source[:100],
+                ok=report.ok,
+                entries=report.entries,
+                checkpoints=report.checkpoints,
+                seconds=round(report.seconds, 3),
+                summary=report.summary()[:1000],
+            )
+        )
+
+
+def record_cli_verification(engine: Engine, report: VerifyReport) -> bool:
+    """Record a ``gateway log verify`` run for the dashboard; False (and no exception) when the database cannot be
+    written, because a read-only copy of the log must still be verifiable."""
+    try:
+        record_verification(engine, report, source="cli", at=dt.datetime.now(dt.UTC))
+    except SQLAlchemyError:
+        return False
+    return True
+
+
+def run_verification(services: Services, engine: Engine, *, source: str) -> VerifyReport:
+    report = verify_log(engine, log_verifier(services))
+    record_verification(engine, report, source=source, at=services.clock())
+    return report
+
+
+@dataclass
+class ReceiptCheck:
+    receipt: dict[str, Any] | None
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    tree_size: int | None = None
+    verified_entries: list[str] = field(default_factory=list)  # "disclosure.started (index 4)", ...
+
+
+def build_receipt(log: SqlDisclosureLog, reader: LogReader, row: Any) -> dict[str, Any] | None:
+    """The receipt the API serves (GET /v1/disclosures/{id}/receipt), signing a checkpoint first if none covers
+    the entry yet."""
+    needed = row.finish_seq if row.finish_seq is not None else row.start_seq
+    checkpoint = reader.checkpoint_covering(needed)
+    if checkpoint is None:
+        log.checkpoint()
+        checkpoint = reader.checkpoint_covering(needed)
+    return reader.receipt(row, checkpoint) if checkpoint is not None else None
+
+
+def check_receipt(services: Services, log: SqlDisclosureLog, row: Any) -> ReceiptCheck:
+    """Build the entry's receipt and verify it exactly as ``gateway receipt verify`` does: signature, canonical
+    entries, inclusion proofs against the signed root."""
+    receipt = build_receipt(log, LogReader(log.engine, flush=log.flush), row)
+    if receipt is None:
+        return ReceiptCheck(None, False, ["no signed checkpoint covers this entry yet; reload in a few seconds"])
+    verifier = log_verifier(services)
+    if verifier is None:
+        return ReceiptCheck(receipt, False, ["this gateway has no log signing key, so receipts cannot be verified"])
+    report = verify_receipt(receipt, verifier)
+    entries = [f"{e.get('type')} (log index {e.get('index')})" for e in report.entries]
+    size = report.checkpoint.size if report.checkpoint is not None else None
+    return ReceiptCheck(receipt, report.ok, list(report.problems), size, entries)

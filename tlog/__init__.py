@@ -1,0 +1,103 @@
+"""The pure core of the tamper-evident disclosure log (DESIGN.md §5).
+
+- :mod:`~tlog.merkle`: RFC 6962 / 9162 hashing, perfect-subtree node addressing (``NodeReader``), the
+  append-only compact range (``TreeAppender``), ``MemoryTree``, streaming roots for whole-log verification.
+- :mod:`~tlog.proofs`: inclusion and consistency proofs (plans + fetch) and their RFC 9162 verifiers.
+- :mod:`~tlog.checkpoint`: C2SP tlog-checkpoint bodies in C2SP signed notes (Ed25519 key IDs).
+- :mod:`~tlog.canonical`: RFC 8785 canonical JSON for entries.
+
+No I/O, no database, no web imports: storage and keys come in through small protocols.
+"""
+
+from __future__ import annotations
+
+from tlog.canonical import MAX_SAFE_INTEGER, canonical_json
+from tlog.checkpoint import (
+    MAX_SIGNATURES,
+    SIGNATURE_TYPE_ED25519,
+    Checkpoint,
+    Signer,
+    Verifier,
+    ed25519_key_hash,
+    format_verifier_key,
+    open_checkpoint,
+    open_note,
+    parse_verifier_key,
+    sign_checkpoint,
+    sign_note,
+)
+from tlog.errors import CanonicalError, CheckpointError, ProofError, TlogError, TreeError
+from tlog.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MemoryTree,
+    Node,
+    NodeId,
+    NodeReader,
+    TreeAppender,
+    fold_right,
+    leaf_hash,
+    node_hash,
+    root_at,
+    root_from_leaves,
+    root_ids,
+    roots_at,
+    subtree_hash,
+    subtree_ids,
+)
+from tlog.proofs import (
+    ProofPlan,
+    consistency_plan,
+    consistency_proof,
+    fetch_plan,
+    inclusion_plan,
+    inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "MAX_SAFE_INTEGER",
+    "MAX_SIGNATURES",
+    "SIGNATURE_TYPE_ED25519",
+    "CanonicalError",
+    "Checkpoint",
+    "CheckpointError",
+    "MemoryTree",
+    "Node",
+    "NodeId",
+    "NodeReader",
+    "ProofError",
+    "ProofPlan",
+    "Signer",
+    "TlogError",
+    "TreeAppender",
+    "TreeError",
+    "Verifier",
+    "canonical_json",
+    "consistency_plan",
+    "consistency_proof",
+    "ed25519_key_hash",
+    "fetch_plan",
+    "fold_right",
+    "format_verifier_key",
+    "inclusion_plan",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "open_checkpoint",
+    "open_note",
+    "parse_verifier_key",
+    "root_at",
+    "root_from_leaves",
+    "root_ids",
+    "roots_at",
+    "sign_checkpoint",
+    "sign_note",
+    "subtree_hash",
+    "subtree_ids",
+    "verify_consistency",
+    "verify_inclusion",
+]

@@ -1,0 +1,37 @@
+"""The exception hierarchy of ``tlog``.
+
+Every error raised on purpose by the package is a :class:`TlogError`; each message says what was wrong (a size,
+an index, which proof element, which line of a note) and never carries entry content.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CanonicalError",
+    "CheckpointError",
+    "ProofError",
+    "TlogError",
+    "TreeError",
+]
+
+
+class TlogError(Exception):
+    """Base class of every error of ``tlog``."""
+
+
+class TreeError(TlogError, ValueError):
+    """Bad arguments to tree operations: index or size out of range, sizes out of order, a node not stored,
+    a hash of the wrong length, a border that does not match the tree size."""
+
+
+class ProofError(TlogError):
+    """An inclusion or consistency proof did not verify (the message gives the reason)."""
+
+
+class CheckpointError(TlogError):
+    """A checkpoint or signed note is malformed, or its signature is missing or does not verify."""
+
+
+class CanonicalError(TlogError, ValueError):
+    """A value cannot be serialized as canonical JSON under this package's rules (RFC 8785, restricted to
+    str, int with |x| < 2**53, bool, None, lists and dicts with str keys)."""
