@@ -7,7 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy.engine import Engine
+
+from gateway.agreements.lifecycle import AgreementLifecycle
 from gateway.audit.log import DisclosureLog
+from gateway.audit.signer import LogSigner
 from gateway.auth import Principal
 from gateway.connectors import Connector
 from gateway.controls.budget import PrivacyBudget
@@ -47,6 +51,13 @@ class Services:
     budget: PrivacyBudget | None = None
     #: free-text redaction and egress scan setup (registry name dictionary cache, optional NER model)
     redaction: RedactionService = field(default_factory=RedactionService)
+    #: the gateway database holding the log's tables, quotas, agreements and the dashboard's state; None only for a
+    #: process whose log is an in-memory fake (tests): quotas, compliance queries and the dashboard then refuse
+    database: Engine | None = None
+    #: the key that signs the log's checkpoints (its public half is served at /v1/log/public-key); None: unsigned
+    signer: LogSigner | None = None
+    #: the agreement lifecycle (drafts, approvals, states), built once per process; None: agreements from files only
+    lifecycle: AgreementLifecycle | None = None
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()

@@ -66,9 +66,10 @@ def build_services(settings: Settings) -> Services:
     agreements = _agreement_registry(settings, AgreementStore(engine), catalog)
     # Key versions are re-read at most every 5 s: a rotation reaches every process within that time.
     ring = KeyRing(master, SqlKeyStore(engine), latest_ttl=5.0)
+    signer = LogSigner(load_or_create_signing_key(ring))
     log = SqlDisclosureLog(
         engine,
-        signer=LogSigner(load_or_create_signing_key(ring)),
+        signer=signer,
         origin=settings.log_origin,
         checkpoint_every=settings.checkpoint_every,
         checkpoint_interval_s=settings.checkpoint_interval_s,
@@ -88,8 +89,10 @@ def build_services(settings: Settings) -> Services:
         budget=PrivacyBudget(engine),
         # Loads the NER model named by ner_model now: a missing model stops the start with a clear error.
         redaction=RedactionService(ner_model=settings.ner_model, names_ttl_s=settings.names_ttl_s),
+        database=engine,
+        signer=signer,
     )
     services.on_close.extend([log.close, engine.dispose])
     # Expiry of agreements and forgetting the keys of agreements that ended elsewhere happen as the registry refreshes.
-    AgreementLifecycle(agreements, log, ring, clock=services.clock).attach()
+    services.lifecycle = AgreementLifecycle(agreements, log, ring, clock=services.clock).attach()
     return services

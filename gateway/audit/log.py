@@ -205,6 +205,11 @@ class DisclosureLog(Protocol):
 
     def ping(self) -> None: ...
 
+    def checkpoint(self) -> str | None:
+        """Sign a checkpoint of the current head now if the log grew since the last one; return its note, or None
+        (nothing new, or a log without a signing key)."""
+        ...
+
 
 def _make_finish(
     disclosure_id: str,
@@ -810,6 +815,10 @@ class MemoryDisclosureLog:
     def ping(self) -> None:
         if self.failing:
             raise AuditUnavailableError("the disclosure log is not reachable")
+
+    def checkpoint(self) -> str | None:
+        """The fake signs nothing."""
+        return None
 
 
 def b64(raw: bytes) -> str:

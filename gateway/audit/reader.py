@@ -16,11 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.audit.log import DisclosureLog
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow
 from gateway.errors import AuditUnavailableError
 from tlog import NodeId, consistency_plan, fold_right, inclusion_plan, root_ids
 
-__all__ = ["ACCOUNTING_FIELDS", "DisclosureQuery", "LogReader", "accounting_json", "disclosure_json"]
+__all__ = ["ACCOUNTING_FIELDS", "DisclosureQuery", "LogReader", "accounting_json", "build_receipt", "disclosure_json"]
 
 _entries = LogEntryRow.__table__  # type: ignore[attr-defined]
 _disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
@@ -293,3 +294,14 @@ class LogReader:
             "checkpoint": note,
             "entries": entries,
         }
+
+
+def build_receipt(log: DisclosureLog, reader: LogReader, row: Any) -> dict[str, Any] | None:
+    """The receipt of one disclosure (GET /v1/disclosures/{id}/receipt and the dashboard), signing a checkpoint
+    first if none covers its entries yet; None when still none does (a log without a signing key)."""
+    needed = row.finish_seq if row.finish_seq is not None else row.start_seq
+    checkpoint = reader.checkpoint_covering(needed)
+    if checkpoint is None:
+        log.checkpoint()
+        checkpoint = reader.checkpoint_covering(needed)
+    return reader.receipt(row, checkpoint) if checkpoint is not None else None

@@ -31,8 +31,7 @@ from sqlalchemy.engine import Engine
 from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
 from gateway.db import DisclosureRow
-from gateway.errors import RateLimitedError
-from gateway.services import Services
+from gateway.errors import NotImplementedByGatewayError, RateLimitedError
 from policies import Agreement, ReleasePlan
 
 __all__ = [
@@ -115,17 +114,24 @@ def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime) -> int 
     return left
 
 
-async def apply_quotas(found: Services, agreement: Agreement, plan: ReleasePlan, *, single: bool) -> ReleasePlan:
+async def apply_quotas(
+    database: Engine | None, now: dt.datetime, agreement: Agreement, plan: ReleasePlan, *, single: bool
+) -> ReleasePlan:
     """Check the agreement's quotas for a release (429 when reached) and cap the plan's limit to the rows left today.
 
-    A single-record plan is not capped (it releases at most one row, and its limit of 2 detects duplicates). A log
-    without a database (the in-memory test fake) has nothing to count, so no quota applies.
+    A single-record plan is not capped (it releases at most one row, and its limit of 2 detects duplicates). Quotas
+    are counted in the gateway database: an agreement that declares them cannot be served without one (fail closed;
+    only tests run with an in-memory log).
     """
-    engine = getattr(found.log, "engine", None)
     limits = agreement.limits
-    if not isinstance(engine, Engine) or (limits.requests_per_minute is None and limits.rows_per_day is None):
+    if limits.requests_per_minute is None and limits.rows_per_day is None:
         return plan  # no thread hop for the common case of an agreement without quotas
-    left = await anyio.to_thread.run_sync(check_quotas, engine, agreement, found.clock())
+    if database is None:
+        raise NotImplementedByGatewayError(
+            f"agreement {agreement.id!r} declares quotas, which this gateway counts in its database, and it has none; "
+            "nothing was released"
+        )
+    left = await anyio.to_thread.run_sync(check_quotas, database, agreement, now)
     if left is not None and not single and (plan.limit is None or plan.limit > left):
         plan = dataclasses.replace(plan, limit=left)
     return plan
@@ -175,16 +181,16 @@ def check_volume(
     return True
 
 
-async def watch_volume(found: Services, agreement: Agreement, *, disclosure_id: str, operation: str, rows: int) -> None:
-    """After a release: the volume alert, best effort (the rows are already sent; a failure is only logged)."""
-    engine = getattr(found.log, "engine", None)
-    if not isinstance(engine, Engine) or rows <= ALERT_FACTOR or operation in EXEMPT_OPERATIONS:
+async def watch_volume(
+    database: Engine | None, log: DisclosureLog, agreement: Agreement, *, disclosure_id: str, operation: str, rows: int
+) -> None:
+    """After a release: the volume alert, best effort (the rows are already sent; a failure is only logged).
+    Without a gateway database (tests with an in-memory log) there is no baseline to compare with."""
+    if database is None or rows <= ALERT_FACTOR or operation in EXEMPT_OPERATIONS:
         return  # check_volume would return at once (every single-record release): no thread hop
     try:
         await anyio.to_thread.run_sync(
-            lambda: check_volume(
-                engine, found.log, agreement, disclosure_id=disclosure_id, operation=operation, rows=rows
-            )
+            lambda: check_volume(database, log, agreement, disclosure_id=disclosure_id, operation=operation, rows=rows)
         )
     except Exception as exc:  # the response is gone; compliance sees the disclosure itself either way
         _log.error("volume_alert_failed", agreement=agreement.id, error_type=type(exc).__name__)

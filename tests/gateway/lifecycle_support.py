@@ -24,7 +24,7 @@ def use_store(env: Env) -> AgreementRegistry:
     services = env.services
     registry = AgreementRegistry(AgreementStore(env.engine), services.catalog, ttl=0.0, today=services.today)
     services.agreements = registry
-    AgreementLifecycle(registry, services.log, services.keyring, clock=services.clock).attach()
+    services.lifecycle = AgreementLifecycle(registry, services.log, services.keyring, clock=services.clock).attach()
     store = services.authenticator
     assert isinstance(store, PrincipalStore)
     for alias, name in APPROVERS.items():

@@ -24,14 +24,15 @@ from gateway.agreements.lifecycle import (
     AgreementLifecycle,
     LifecycleConflictError,
 )
-from gateway.agreements.store import DRAFT, AgreementRegistry, StoredVersion, agreement_state
+from gateway.agreements.store import DRAFT, StoredVersion, agreement_state
+from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
+from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
 from gateway.web.problems import problem_response
-from gateway.web.routes.buffered import Subject, buffered_disclosure
 from gateway.web.routes.common import OVERSIGHT_ROLES, authenticate, read_json, request_id, require_role, services
-from gateway.web.routes.release import plan_for_log
+from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, PolicyError, Redact, ReleasePlan, describe_rule
 from policies._yaml import parse_yaml
 from policies.diff import agreement_diff
@@ -58,12 +59,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def lifecycle_of(found: Services) -> AgreementLifecycle:
-    if not isinstance(found.agreements, AgreementRegistry):
+    if found.lifecycle is None:
         raise NotImplementedByGatewayError(
             "this gateway was started with agreements from files only; the agreement lifecycle needs the database "
             "store (every deployment built by `gateway demo` or `gateway serve` has it)"
         )
-    return AgreementLifecycle(found.agreements, found.log, found.keyring, clock=found.clock)
+    return found.lifecycle
 
 
 def _with_problems(handler: Handler) -> Handler:
@@ -323,13 +324,12 @@ async def preview_version(request: Request) -> Response:
         for o in plan.outputs
     ]
     writer = NdjsonWriter(compiled.columns)
-    filter_key = found.keyring.derive("log:subject-index", "filter-values").reveal()
     notes = [
         "tokens and date shifts use one-off keys: they show the format and link to no real release",
         "record-level controls (k-anonymity) and aggregate thresholds apply to whole releases, not to samples",
     ]
 
-    def produce() -> tuple[bytes, int, list[object]]:
+    def produce(_session: object) -> Produced:
         if names is not None:
             names.set(found.redaction.names(found.catalog, found.connector, plan.dataset.name))
         rows: list[tuple[Any, ...]] = []
@@ -363,20 +363,15 @@ async def preview_version(request: Request) -> Response:
             "samples": samples,
             "notes": notes,
         }
-        return json.dumps(body, ensure_ascii=False).encode("utf-8"), len(rows), [r[0] for r in rows]
+        return Produced(json.dumps(body, ensure_ascii=False).encode("utf-8"), len(rows), [r[0] for r in rows])
 
     approved_by = version.approved_by or ""
     disclosed = await buffered_disclosure(
-        request,
         found,
-        principal,
-        Subject.of(agreement, approved_by=approved_by, purpose="agreement_review"),
+        requester_of(request, principal),
+        AgreementTerms.of(agreement, approved_by=approved_by, purpose="agreement_review"),
         operation="preview",
-        plan={**plan_for_log(plan, filter_key), "state": version.state},
+        plan={**plan_for_log(plan, LogKeys.of(found.keyring)), "state": version.state},
         produce=produce,
     )
-    return Response(
-        disclosed.body,
-        media_type="application/json",
-        headers={"X-Disclosure-Id": disclosed.disclosure_id, "Cache-Control": "no-store"},
-    )
+    return to_response(disclosed)

@@ -12,26 +12,24 @@ privacy needs one row per subject, so both always take the streaming path.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from gateway.audit.session import DisclosureSession
+from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.connectors.base import AggregatingConnector
 from gateway.controls.budget import BudgetState
 from gateway.controls.quotas import apply_quotas
-from gateway.errors import GatewayError, NotImplementedByGatewayError, ValidationError
+from gateway.errors import NotImplementedByGatewayError, ValidationError
 from gateway.keysource import AgreementKeySource, agreement_owner
+from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
-from gateway.web.routes.buffered import Subject, disclosure_start
-from gateway.web.routes.common import authenticate, new_id, read_json, resolve_agreement, services, set_state
-from gateway.web.routes.release import plan_for_log
+from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
+from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, RequestError
 from transforms import compile_fields
 from transforms.aggregate import (
@@ -167,20 +165,12 @@ async def aggregate(request: Request) -> Response:
             "nothing was released"
         )
     # The agreement's quotas (429, nothing logged) come before the write-ahead entry, as for every release.
-    await apply_quotas(found, agreement, plan.release, single=True)
-    filter_key = found.keyring.derive("log:subject-index", "filter-values").reveal()
+    await apply_quotas(found.database, found.clock(), agreement, plan.release, single=True)
     logged = plan.describe()
-    logged["filters"] = plan_for_log(plan.release, filter_key)["filters"]  # identifier values as keyed hashes
-    disclosure_id = new_id()
-    start = disclosure_start(
-        request, found, principal, Subject.of(agreement), disclosure_id, operation="aggregate", plan=loggable(logged)
-    )
-    log = found.log
-    # Write-ahead: durable before the budget is spent, the registry queried or any byte leaves.
-    await anyio.to_thread.run_sync(log.start, start)
-    set_state(request, disclosure_id=disclosure_id)
+    # identifier values as keyed hashes
+    logged["filters"] = plan_for_log(plan.release, LogKeys.of(found.keyring))["filters"]
 
-    def work() -> tuple[bytes, ControlledTable, dict[str, Any]]:
+    def work(session: DisclosureSession) -> Produced:
         state = None
         dp = plan.spec.differential_privacy
         if epsilon is not None and budget is not None and dp is not None:
@@ -190,42 +180,21 @@ async def aggregate(request: Request) -> Response:
         if state is not None and epsilon is not None:
             controls["differential_privacy"] = _dp_report(state, epsilon, dict(controls["differential_privacy"]))
         details = {"path": path, "cells": len(table.rows), "released_cells": table.released_cells, **controls}
-        return _body(table, disclosure_id, controls), table, loggable(details)
+        body = _body(table, session.disclosure_id, controls)
+        return Produced(body, table.released_cells, details=loggable(details))
 
     try:
-        payload, table, details = await anyio.to_thread.run_sync(work)
-    except Exception as exc:
-        code = exc.code if isinstance(exc, GatewayError | RequestError) else "internal-error"
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                lambda: log.finish(disclosure_id, status="failed", rows=0, nbytes=0, sha256=None, error=code)
-            )
-        if isinstance(exc, RequestError):
-            raise ValidationError(str(exc), code=exc.code) from exc
-        raise
-
-    async def body_iter() -> AsyncIterator[bytes]:
-        status = "aborted"
-        try:
-            yield payload
-            status = "completed"
-        finally:
-            sent = payload if status == "completed" else b""
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(
-                    lambda: log.finish(
-                        disclosure_id,
-                        status=status,
-                        rows=table.released_cells if sent else 0,
-                        nbytes=len(sent),
-                        sha256=hashlib.sha256(sent).hexdigest(),
-                        details=details,
-                    )
-                )
-                set_state(request, rows=table.released_cells, bytes=len(sent), disclosure_status=status)
-
-    return StreamingResponse(
-        body_iter(),
-        media_type="application/json",
-        headers={"X-Disclosure-Id": disclosure_id, "Cache-Control": "no-store"},
-    )
+        # Write-ahead: durable before the budget is spent, the registry queried or any byte leaves; the final
+        # entry is written once the table was handed to the server.
+        released = await buffered_disclosure(
+            found,
+            requester_of(request, principal),
+            AgreementTerms.of(agreement),
+            operation="aggregate",
+            plan=loggable(logged),
+            produce=work,
+            finish_on_send=True,
+        )
+    except RequestError as exc:
+        raise ValidationError(str(exc), code=exc.code) from exc
+    return to_response(released)

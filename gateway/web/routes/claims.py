@@ -25,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import RateLimitedError, ValidationError
+from gateway.release import Row, release_one
 from gateway.services import Services
 from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
 from gateway.web.routes.records import subject_filter
-from gateway.web.routes.release import Row, release
+from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, ColumnType, Filter, ReleasePlan, RequestError, parse_filters
 from policies.errors import shown_name
 
@@ -184,15 +185,15 @@ async def verify(request: Request) -> Response:
     def single(_compiled: object) -> Callable[[Row | None], bytes | None]:
         return lambda row: _MATCH if matches(row) else _NO_MATCH
 
-    return await release(
-        request,
+    released = await release_one(
         found,
-        principal,
+        requester_of(request, principal),
         agreement,
         plan,
         operation="verify",
-        single=single,
-        claims=claims,
-        media_type="application/json",
+        render=single,
         subject=subject.value,
+        media_type="application/json",
+        claims=claims,
     )
+    return to_response(released)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
-import hashlib
-import hmac
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -20,8 +18,8 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.audit.log import SqlDisclosureLog
-from gateway.audit.reader import DisclosureQuery, LogReader, accounting_json, disclosure_json
+from gateway.audit.reader import DisclosureQuery, LogReader, accounting_json, build_receipt, disclosure_json
+from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.errors import AuditUnavailableError, NotFoundError, ValidationError
 from gateway.services import Services
@@ -60,15 +58,13 @@ _CSV_COLUMNS = (
 
 
 def reader(found: Services) -> LogReader:
-    log = found.log
-    if not isinstance(log, SqlDisclosureLog):
+    if found.database is None:
         raise AuditUnavailableError("this gateway's disclosure log cannot be queried")
-    return LogReader(log.engine, flush=log.flush)
+    return LogReader(found.database, flush=found.log.flush)
 
 
 def subject_hash(found: Services, subject_id: str) -> bytes:
-    key = found.keyring.derive("log:subject-index", "subjects").reveal()
-    return hmac.new(key, subject_id.encode(), hashlib.sha256).digest()[:16]
+    return LogKeys.of(found.keyring).subject(subject_id)
 
 
 def _time(value: str | None, name: str) -> dt.datetime | None:
@@ -226,18 +222,12 @@ async def receipt(request: Request) -> Response:
     _principal, row = await _own_disclosure(request)
     found = services(request)
     log_reader = reader(found)
-    needed = row.finish_seq if row.finish_seq is not None else row.start_seq
 
     def build() -> dict[str, Any]:
-        checkpoint = log_reader.checkpoint_covering(needed)
-        if checkpoint is None:
-            log = found.log
-            if isinstance(log, SqlDisclosureLog):
-                log.checkpoint()
-            checkpoint = log_reader.checkpoint_covering(needed)
-        if checkpoint is None:
+        built = build_receipt(found.log, log_reader, row)
+        if built is None:
             raise AuditUnavailableError("no signed checkpoint covers this entry yet; try again in a few seconds")
-        return log_reader.receipt(row, checkpoint)
+        return built
 
     return JSONResponse(await anyio.to_thread.run_sync(build))
 

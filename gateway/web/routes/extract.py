@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import ValidationError
+from gateway.release import release_rows
 from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
-from gateway.web.routes.release import release
+from gateway.web.routes.release import requester_of, to_response
 from policies import RequestError, parse_extract_request, plan_extract
 
 __all__ = ["extract"]
@@ -23,4 +24,5 @@ async def extract(request: Request) -> Response:
         plan = plan_extract(agreement, parsed, today=found.today())
     except RequestError as exc:
         raise ValidationError(str(exc), code=exc.code) from exc
-    return await release(request, found, principal, agreement, plan, operation="extract")
+    requester = requester_of(request, principal)
+    return to_response(await release_rows(found, requester, agreement, plan, operation="extract"))

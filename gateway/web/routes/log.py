@@ -8,7 +8,6 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from gateway.audit.log import SqlDisclosureLog
 from gateway.errors import NotFoundError, ValidationError
 from gateway.web.routes.common import authenticate, services
 from gateway.web.routes.compliance import reader
@@ -50,9 +49,7 @@ async def consistency(request: Request) -> Response:
 
 
 async def public_key(request: Request) -> Response:
-    log = services(request).log
-    signer = log.signer if isinstance(log, SqlDisclosureLog) else None
-    key = getattr(signer, "public_key", None)
-    if key is None:
+    signer = services(request).signer
+    if signer is None:
         raise NotFoundError("this gateway does not sign its log")
-    return PlainTextResponse(key.to_pem(), media_type="application/x-pem-file")
+    return PlainTextResponse(signer.public_key.to_pem(), media_type="application/x-pem-file")

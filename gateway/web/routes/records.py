@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import ValidationError
+from gateway.release import Row, release_one
 from gateway.web.routes.common import authenticate, resolve_agreement, services
-from gateway.web.routes.release import Row, release
+from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, ColumnType, Dataset, ExtractRequest, Filter, ReleasePlan, RequestError, plan_extract
 from transforms import CompiledPlan, NdjsonWriter
 
@@ -92,14 +93,14 @@ async def records(request: Request) -> Response:
     # filterable), and the row scope stays in front of it.
     subject = subject_filter(agreement.dataset, request.path_params["subject_id"])
     plan = dataclasses.replace(plan, filters=(*plan.filters, subject), limit=_SINGLE_LIMIT)
-    return await release(
-        request,
+    released = await release_one(
         found,
-        principal,
+        requester_of(request, principal),
         agreement,
         plan,
         operation="record",
-        single=_render_one,
-        media_type="application/json",
+        render=_render_one,
         subject=subject.value,
+        media_type="application/json",
     )
+    return to_response(released)

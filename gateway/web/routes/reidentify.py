@@ -32,10 +32,17 @@ from gateway.controls.reidentify import (
     parse_tokens,
     reverse_tokens,
 )
-from gateway.errors import ForbiddenError, GatewayError, MalformedRequestError, NotFoundError, ValidationError
+from gateway.errors import (
+    AuditUnavailableError,
+    ForbiddenError,
+    GatewayError,
+    MalformedRequestError,
+    NotFoundError,
+    ValidationError,
+)
+from gateway.release import AgreementTerms, Produced, buffered_disclosure
 from gateway.services import Services
 from gateway.web.routes.admin_agreements import lifecycle_of
-from gateway.web.routes.buffered import Subject, buffered_disclosure
 from gateway.web.routes.common import (
     OVERSIGHT_ROLES,
     authenticate,
@@ -45,6 +52,7 @@ from gateway.web.routes.common import (
     resolve_agreement,
     services,
 )
+from gateway.web.routes.release import requester_of, to_response
 from keys import KeyDestroyedError
 
 __all__ = ["approve_reidentification", "get_reidentification", "list_reidentifications", "request_reidentification"]
@@ -65,7 +73,10 @@ class AlreadyFetchedError(GatewayError):
 
 
 def _store(found: Services) -> ReidentificationStore:
-    return ReidentificationStore(lifecycle_of(found).registry.store.engine)
+    lifecycle_of(found)  # re-identification is part of the lifecycle API: the same "files only" refusal
+    if found.database is None:
+        raise AuditUnavailableError("re-identification requests are kept in the gateway database, and it has none")
+    return ReidentificationStore(found.database)
 
 
 def _reason_digest(reason: str) -> str:
@@ -206,7 +217,7 @@ async def _answer(
     if not await anyio.to_thread.run_sync(store.claim, item.id):
         raise AlreadyFetchedError("the answer was fetched already; make a new request if needed")
 
-    def produce() -> tuple[bytes, int, list[object]]:
+    def produce(_session: object) -> Produced:
         reversal = reverse_tokens(
             agreement,
             item.field,
@@ -225,7 +236,7 @@ async def _answer(
             "approvals": list(item.approvers),
             "state": COMPLETED,
         }
-        return json.dumps(body, ensure_ascii=False).encode("utf-8"), len(reversal.found), reversal.subjects
+        return Produced(json.dumps(body, ensure_ascii=False).encode("utf-8"), len(reversal.found), reversal.subjects)
 
     plan = {
         "dataset": agreement.dataset.name,
@@ -236,10 +247,14 @@ async def _answer(
         "approvers": list(item.approvers),
         "filters": [f.describe() for f in agreement.row_scope],
     }
-    subject = Subject.of(agreement)
     try:
         disclosed = await buffered_disclosure(
-            request, found, principal, subject, operation="reidentify", plan=plan, produce=produce
+            found,
+            requester_of(request, principal),
+            AgreementTerms.of(agreement),
+            operation="reidentify",
+            plan=plan,
+            produce=produce,
         )
     except Exception as exc:
         await anyio.to_thread.run_sync(store.unclaim, item.id)  # nothing was sent: it may be fetched again
@@ -249,8 +264,4 @@ async def _answer(
             ) from exc
         raise
     await anyio.to_thread.run_sync(store.complete, item.id, disclosed.disclosure_id)
-    return Response(
-        disclosed.body,
-        media_type="application/json",
-        headers={"X-Disclosure-Id": disclosed.disclosure_id, "Cache-Control": "no-store"},
-    )
+    return to_response(disclosed)

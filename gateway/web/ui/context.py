@@ -8,7 +8,6 @@ import threading
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
-from gateway.audit.log import SqlDisclosureLog
 from gateway.audit.reader import LogReader
 from gateway.errors import AuditUnavailableError
 from gateway.services import Services
@@ -30,18 +29,14 @@ class UiContext:
         return self.services.clock().astimezone(dt.UTC)
 
     @property
-    def log(self) -> SqlDisclosureLog:
-        log = self.services.log
-        if not isinstance(log, SqlDisclosureLog):
-            raise AuditUnavailableError("this gateway's disclosure log is not in a database; the dashboard needs one")
-        return log
-
-    @property
     def engine(self) -> Engine:
-        return self.log.engine
+        database = self.services.database
+        if database is None:
+            raise AuditUnavailableError("this gateway's disclosure log is not in a database; the dashboard needs one")
+        return database
 
     def reader(self) -> LogReader:
-        return LogReader(self.engine, flush=self.log.flush)
+        return LogReader(self.engine, flush=self.services.log.flush)
 
     def _keys(self) -> tuple[SessionStore, bytes]:
         """Blocking (key derivation may read the key store): call from a worker thread."""

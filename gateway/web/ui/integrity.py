@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.audit.log import SqlDisclosureLog
-from gateway.audit.reader import LogReader
+from gateway.audit.reader import LogReader, build_receipt
 from gateway.audit.receipts import verify_receipt
-from gateway.audit.signer import LogSigner, LogVerifier
+from gateway.audit.signer import LogVerifier
 from gateway.audit.verify import VerifyReport, verify_log
 from gateway.services import Services
 from gateway.web.ui.tables import LogVerificationRow, ensure_tables
@@ -36,10 +35,7 @@ _verifications = LogVerificationRow.__table__  # type: ignore[attr-defined]
 
 
 def log_verifier(services: Services) -> LogVerifier | None:
-    log = services.log
-    if isinstance(log, SqlDisclosureLog) and isinstance(log.signer, LogSigner):
-        return LogVerifier(log.signer.public_key)
-    return None
+    return LogVerifier(services.signer.public_key) if services.signer is not None else None
 
 
 def record_verification(engine: Engine, report: VerifyReport, *, source: str, at: dt.datetime) -> None:
@@ -83,21 +79,10 @@ class ReceiptCheck:
     verified_entries: list[str] = field(default_factory=list)  # "disclosure.started (index 4)", ...
 
 
-def build_receipt(log: SqlDisclosureLog, reader: LogReader, row: Any) -> dict[str, Any] | None:
-    """The receipt the API serves (GET /v1/disclosures/{id}/receipt), signing a checkpoint first if none covers
-    the entry yet."""
-    needed = row.finish_seq if row.finish_seq is not None else row.start_seq
-    checkpoint = reader.checkpoint_covering(needed)
-    if checkpoint is None:
-        log.checkpoint()
-        checkpoint = reader.checkpoint_covering(needed)
-    return reader.receipt(row, checkpoint) if checkpoint is not None else None
-
-
-def check_receipt(services: Services, log: SqlDisclosureLog, row: Any) -> ReceiptCheck:
+def check_receipt(services: Services, reader: LogReader, row: Any) -> ReceiptCheck:
     """Build the entry's receipt and verify it exactly as ``gateway receipt verify`` does: signature, canonical
     entries, inclusion proofs against the signed root."""
-    receipt = build_receipt(log, LogReader(log.engine, flush=log.flush), row)
+    receipt = build_receipt(services.log, reader, row)
     if receipt is None:
         return ReceiptCheck(None, False, ["no signed checkpoint covers this entry yet; reload in a few seconds"])
     verifier = log_verifier(services)

@@ -169,7 +169,7 @@ async def disclosure_entry(request: Request) -> Response:
         row = context.reader().disclosure(disclosure_id)
         if row is None:
             raise NotFoundError("there is no disclosure with that id")
-        return {"item": disclosure_json(row), "receipt": check_receipt(context.services, context.log, row)}
+        return {"item": disclosure_json(row), "receipt": check_receipt(context.services, context.reader(), row)}
 
     data = await anyio.to_thread.run_sync(load)
     return render(request, "entry.html", data, viewer=viewer, active="log")
@@ -185,7 +185,7 @@ async def receipt_json(request: Request) -> Response:
         row = context.reader().disclosure(disclosure_id)
         if row is None:
             raise NotFoundError("there is no disclosure with that id")
-        return check_receipt(context.services, context.log, row).receipt
+        return check_receipt(context.services, context.reader(), row).receipt
 
     receipt = await anyio.to_thread.run_sync(load)
     if receipt is None:
