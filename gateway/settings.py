@@ -13,14 +13,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from gateway.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gateway.connectors.http import HttpRegistryConfig
+from gateway.http_registry_config import HttpRegistryConfig, parse_http_registry
 
 __all__ = ["CONFIG_NAME", "Settings", "load_settings", "settings_for"]
 
@@ -166,9 +164,6 @@ def _http_registry(raw: Mapping[str, Any], registry_url: str, source: str, base:
         if registry_url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: http_registry: an HTTP registry_url needs this section (dataset endpoints)")
         return None
-    # Imported here: only HTTP deployments need httpx.
-    from gateway.connectors.http import parse_http_registry
-
     return parse_http_registry(raw["http_registry"], source, base)
 
 
