@@ -34,13 +34,14 @@ from transforms.aggregate import (
     parse_aggregate_request,
     plan_aggregate,
 )
+from transforms.cellkey import RecordKeys
 from transforms.sdc import CellRounder, ControlledTable, control_table, dp_table
 
 from ..auth import Principal
 from ..budget import BudgetState
 from ..connectors.base import AggregatingConnector
 from ..errors import GatewayError, NotImplementedByGatewayError, ValidationError
-from ..keysource import AgreementKeySource, agreement_owner
+from ..keysource import AgreementKeySource, agreement_owner, dataset_owner
 from ..quotas import apply_quotas
 from ..services import Services
 from .buffered import Subject, disclosure_start
@@ -60,14 +61,34 @@ def _rounder(found: Services, agreement: Agreement) -> CellRounder | None:
     return CellRounder(key, int(spec.rounding["base"]))
 
 
-def _cells(found: Services, agreement: Agreement, plan: AggregatePlan, *, private: bool) -> tuple[dict[Row, Any], str]:
+def _record_keys(found: Services, agreement: Agreement) -> RecordKeys | None:
+    """Record keys of the cell-key method. The secret belongs to the *dataset*, not the agreement: every agreement on
+    a dataset then perturbs a set of records the same way, so holding two agreements gives no second perturbation to
+    average (the p-table parameters may still differ per agreement)."""
+    if agreement.aggregate is None or agreement.aggregate.perturbation is None:
+        return None
+    return RecordKeys(found.keyring.derive(dataset_owner(agreement.dataset.name), "cell-key").reveal())
+
+
+def _cells(
+    found: Services, agreement: Agreement, plan: AggregatePlan, *, private: bool, record_keys: RecordKeys | None
+) -> tuple[dict[Row, Any], str]:
     """Cell statistics and the path that produced them (``pushdown`` or ``streaming``)."""
     dominance = plan.spec.dominance is not None and plan.magnitude
+    # A perturbed sum is scaled by the cell's largest contributor: track one per cell, like dominance with n = 1.
+    keep = int(plan.spec.dominance["n"]) if dominance and plan.spec.dominance else 0
+    if record_keys is not None and plan.magnitude:
+        keep = max(keep, 1)
     connector = found.connector
     if not dominance and not private and isinstance(connector, AggregatingConnector):
-        rows = connector.aggregate(plan)
+        # With record keys the registry groups by (labels, subject key): HMAC cannot run in SQL without sending
+        # the secret to the registry, so the keys are added up here, one row per subject and cell.
+        rows = connector.aggregate(plan, by_subject=record_keys is not None)
         if rows is not None:
-            return cells_from_pushdown(rows, len(plan.dimensions), len(plan.value_columns)), "pushdown"
+            cells = cells_from_pushdown(
+                rows, len(plan.dimensions), len(plan.value_columns), record_key=record_keys, keep=keep
+            )
+            return cells, "pushdown"
     subject = plan.release.dataset.column(plan.release.projection[0])
     dims = compile_fields(
         plan.dimensions,
@@ -76,12 +97,7 @@ def _cells(found: Services, agreement: Agreement, plan: AggregatePlan, *, privat
         subject_format=subject.format if subject is not None else None,
         projection_width=len(plan.release.projection),
     )
-    grouper = Grouper(
-        dims,
-        plan.value_indices,
-        dominance_n=int(plan.spec.dominance["n"]) if dominance and plan.spec.dominance else 0,
-        one_row_per_subject=private,
-    )
+    grouper = Grouper(dims, plan.value_indices, dominance_n=keep, one_row_per_subject=private, record_key=record_keys)
     batches = connector.stream(plan.release, batch_rows=found.batch_rows)
     try:
         for batch in batches:
@@ -97,12 +113,14 @@ def compute_table(
     found: Services, agreement: Agreement, plan: AggregatePlan, *, epsilon: float | None = None
 ) -> tuple[ControlledTable, str]:
     """The controlled table of ``plan`` and the path used. ``epsilon``: the differentially private variant."""
-    cells, path = _cells(found, agreement, plan, private=epsilon is not None)
+    record_keys = None if epsilon is not None else _record_keys(found, agreement)
+    cells, path = _cells(found, agreement, plan, private=epsilon is not None, record_keys=record_keys)
     normalized: dict[Row, CellStats] = normalize_cells(plan, cells)
     rounder = _rounder(found, agreement)
     if epsilon is not None:
         return dp_table(plan, normalized, epsilon, rounder=rounder), path
-    return control_table(dense_table(plan, normalized), plan, rounder=rounder), path
+    table = dense_table(plan, normalized)
+    return control_table(table, plan, rounder=rounder, cell_keys=record_keys is not None), path
 
 
 def _private_epsilon(agreement: Agreement, plan: AggregatePlan) -> float | None:
