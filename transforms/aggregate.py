@@ -301,38 +301,22 @@ class Grouper:
 _NO_SUBJECT = object()
 
 
-def cells_from_pushdown(
-    rows: Iterable[Row],
-    dimensions: int,
-    values: int,
-    *,
-    record_key: Callable[[Any], int] | None = None,
-    keep: int = 0,
-) -> dict[Row, CellStats]:
+def cells_from_pushdown(rows: Iterable[Row], dimensions: int, values: int) -> dict[Row, CellStats]:
     """Rows of a pushed-down GROUP BY: (labels..., count, then per value column its SUM and COUNT).
 
-    With ``record_key`` the GROUP BY also ran over the subject key: rows are (labels..., subject, count, ...), one
-    per subject and cell, so the cell key is the count-weighted sum of record keys (a subject's rows share its key)
-    and each row is one contributor's total (``keep`` largest absolute ones are kept, as the streaming path does).
-    """
+    No cell keys: the record keys are HMACs under a secret that must not reach the registry's SQL, so agreements with
+    cell-key perturbation take the streaming path (``Grouper(record_key=...)``)."""
     cells: dict[Row, CellStats] = {}
-    at = dimensions + (1 if record_key is not None else 0)
     for r in rows:
         key = tuple(r[:dimensions])
         stats = CellStats.empty(values)
-        stats.count = int(r[at])
-        if record_key is not None:
-            stats.key = stats.count * record_key(r[dimensions]) % KEY_MODULUS
+        stats.count = int(r[dimensions])
         for i in range(values):
-            total, nonnull = r[at + 1 + 2 * i], r[at + 2 + 2 * i]
+            total, nonnull = r[dimensions + 1 + 2 * i], r[dimensions + 2 + 2 * i]
             stats.nonnull[i] = int(nonnull or 0)
             stats.sums[i] = total if total is not None else 0
-            if record_key is not None and keep and total is not None:
-                magnitude = abs(float(total))
-                stats.abs_total[i] = magnitude
-                stats.top[i].append(magnitude)
         if key in cells:
-            cells[key].merge(stats, keep)
+            cells[key].merge(stats, 0)
         else:
             cells[key] = stats
     return cells

@@ -35,8 +35,7 @@ class Connector(Protocol):
 class AggregatingConnector(Protocol):
     """Optional: a connector that can run an aggregate's GROUP BY in the registry (see ``sql_aggregate``)."""
 
-    def aggregate(self, plan: AggregatePlan, *, by_subject: bool = False) -> list[Row] | None:
-        """Rows of (dimension labels..., [subject key if ``by_subject``,] count, then SUM and COUNT per value
-        column), or ``None`` when a dimension's generalization cannot be expressed in the registry's SQL (the gateway
-        then groups rows itself)."""
+    def aggregate(self, plan: AggregatePlan) -> list[Row] | None:
+        """Rows of (dimension labels..., count, then SUM and COUNT per value column), or ``None`` when a dimension's
+        generalization cannot be expressed in the registry's SQL (the gateway then groups rows itself)."""
         ...

@@ -211,10 +211,9 @@ class SqlConnector:
             raise RegistryUnavailableError("the registry query failed") from exc
         return _batches(conn, result, batch_rows)
 
-    def aggregate(self, plan: AggregatePlan, *, by_subject: bool = False) -> list[Row] | None:
-        """GROUP BY in the registry over the same scoped query as ``stream``; ``None`` when not expressible.
-        ``by_subject``: one row per cell and subject (the cell-key method sums the subjects' keys)."""
-        return run_aggregate(self._engine, self.build_query(plan.release), plan, by_subject=by_subject)
+    def aggregate(self, plan: AggregatePlan) -> list[Row] | None:
+        """GROUP BY in the registry over the same scoped query as ``stream``; ``None`` when not expressible."""
+        return run_aggregate(self._engine, self.build_query(plan.release), plan)
 
     def ping(self) -> None:
         try:

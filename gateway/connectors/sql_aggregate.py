@@ -58,15 +58,11 @@ def dimension_expression(
     return None
 
 
-def build_aggregate_query(
-    base: sa.Select[Any], plan: AggregatePlan, dialect: str, *, by_subject: bool = False
-) -> sa.Select[Any] | None:
+def build_aggregate_query(base: sa.Select[Any], plan: AggregatePlan, dialect: str) -> sa.Select[Any] | None:
     """``SELECT labels..., COUNT(*), (SUM(v), COUNT(v))... FROM (scoped rows) GROUP BY labels``, or ``None``.
 
     ``base`` is the connector's query for ``plan.release`` (projection, row scope and filters as bound parameters);
-    its ORDER BY is dropped, grouping needs no order. ``by_subject`` also groups by the subject key and selects it
-    after the labels (the cell-key method needs each cell's subjects; their keyed hashes are computed in the gateway,
-    so no secret reaches the registry's SQL or its logs).
+    its ORDER BY is dropped, grouping needs no order.
     """
     scoped = base.order_by(None).subquery("scoped")
     dataset = plan.release.dataset
@@ -76,9 +72,6 @@ def build_aggregate_query(
         if expression is None:
             return None
         labels.append(expression.label(f"dim_{i}"))
-    if by_subject:
-        subject = scoped.c[dataset.columns[dataset.subject_key].source_name]
-        labels.append(subject.label("subject"))
     measures: list[sa.ColumnElement[Any]] = [sa.func.count().label("records")]
     for j, name in enumerate(plan.value_columns):
         value = scoped.c[dataset.columns[name].source_name]
@@ -89,11 +82,9 @@ def build_aggregate_query(
     return query
 
 
-def run_aggregate(
-    engine: Engine, base: sa.Select[Any], plan: AggregatePlan, *, by_subject: bool = False
-) -> list[tuple[Any, ...]] | None:
+def run_aggregate(engine: Engine, base: sa.Select[Any], plan: AggregatePlan) -> list[tuple[Any, ...]] | None:
     """Run the pushed-down aggregate; ``None`` when a dimension needs the streaming fallback."""
-    query = build_aggregate_query(base, plan, engine.dialect.name, by_subject=by_subject)
+    query = build_aggregate_query(base, plan, engine.dialect.name)
     if query is None:
         return None
     try:
