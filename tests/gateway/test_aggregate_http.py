@@ -429,7 +429,7 @@ async def test_cell_key_total_minus_visible_cells_does_not_recover_a_suppressed_
     assert len(after) >= 10
     assert all(abs(e) <= 6 for e, _ in after)
     # P(exact) is sum p(d)^2 = 0.23 per cell, independently (the keys are random per test run): demanding two wrong
-    # cells out of >= 10 fails with probability 1.4e-5 at most; the rate itself is measured in tests/transforms/test_cellkey.py
+    # cells out of >= 10 fails with probability 1.4e-5 at most; tests/transforms/test_cellkey.py measures the rate
     assert sum(e != 0 for e, _ in after) >= 2
 
 
