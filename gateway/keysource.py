@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keys import KeyRing
 
-__all__ = ["AgreementKeySource", "agreement_owner", "domain_owner"]
+__all__ = ["AgreementKeySource", "agreement_owner", "dataset_owner", "domain_owner"]
 
 
 def agreement_owner(agreement_id: str) -> str:
@@ -13,6 +13,11 @@ def agreement_owner(agreement_id: str) -> str:
 
 def domain_owner(domain: str) -> str:
     return f"domain:{domain}"
+
+
+def dataset_owner(dataset: str) -> str:
+    """Owner of keys that belong to a catalog dataset whatever agreement uses it (the cell-key record keys)."""
+    return f"dataset:{dataset}"
 
 
 class AgreementKeySource:

@@ -5,6 +5,9 @@ gateway; keep new owners in this ``<kind>:<name>`` shape):
 
 * ``agreement:<id>`` — a data sharing agreement's keys (tokenization etc. scoped to that agreement)
 * ``domain:<name>`` — a linkage domain: agreements naming the same domain get linkable pseudonyms
+* ``dataset:<name>`` — keys of a catalog dataset whatever agreement uses it (the cell-key method's record keys:
+  one per dataset, so every agreement perturbs a set of records the same way; rotating it changes every published
+  perturbed count, which gives a requester a second, independent perturbation to average)
 * ``log:subject-index`` — HMAC key for the disclosure log's subject index
 * ``log:signing`` — the Ed25519 seed that signs log checkpoints (see :func:`keys.signing.load_or_create_signing_key`)
 * ``server:api-keys`` — the key under which API keys are hashed
@@ -15,7 +18,7 @@ derives an independent subkey per purpose with HKDF-SHA256 (RFC 5869)::
 
     HKDF(ikm=key, salt=b"dxg-hkdf-v1", info=purpose + NUL + owner + NUL + str(version), L=length)
 
-Purposes in use: ``tokenize``, ``date-shift``, ``rounding``, ``subject-index``.
+Purposes in use: ``tokenize``, ``date-shift``, ``rounding``, ``subject-index``, ``cell-key``.
 
 Lifecycle. :meth:`KeyRing.rotate` adds a version and new derivations use it at once, so a rotation *changes every
 token* made from then on: tokens released before and after a rotation do not link (re-identification, which

@@ -95,6 +95,8 @@ class AggregateSpec:
     rounding: Mapping[str, Any] | None = None
     dominance: Mapping[str, Any] | None = None
     differential_privacy: Mapping[str, Any] | None = None
+    #: ``{"method": "cell_key", "max_deviation": D, "variance": V, "magnitude_scale": s}`` or None (no perturbation)
+    perturbation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +262,7 @@ def _aggregate(node: Node, dataset: Dataset) -> AggregateSpec:
             "rounding",
             "dominance",
             "differential_privacy",
+            "perturbation",
         },
         required={"dimensions", "measures", "min_cell"},
     )
@@ -305,6 +308,11 @@ def _aggregate(node: Node, dataset: Dataset) -> AggregateSpec:
             p["epsilon_per_query"].fail("epsilon_per_query cannot exceed epsilon_total")
         dp = {"epsilon_total": total, "epsilon_per_query": per_query}
     zeros = spec["zeros_disclosive"].as_bool() if "zeros_disclosive" in spec else False
+    perturbation = _perturbation(spec["perturbation"]) if "perturbation" in spec else None
+    if perturbation is not None and dp is not None:
+        # Two perturbations of one count: DP noise is drawn by OpenDP per query and would undo the consistency the
+        # cell key gives (and the cell key adds nothing to DP's guarantee). One or the other.
+        spec["perturbation"].fail("perturbation and differential_privacy exclude each other; choose one")
     return AggregateSpec(
         MappingProxyType(dimensions),
         tuple(measures),
@@ -313,6 +321,45 @@ def _aggregate(node: Node, dataset: Dataset) -> AggregateSpec:
         rounding,
         dominance,
         dp,
+        perturbation,
+    )
+
+
+#: ``perturbation: cell_key`` without parameters: the p-table of docs/disclosure-control.md 2.6.
+CELL_KEY_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"method": "cell_key", "max_deviation": 3, "variance": 2.0, "magnitude_scale": 0.1}
+)
+
+
+def _perturbation(node: Node) -> Mapping[str, Any] | None:
+    """``perturbation: none | cell_key | {method: cell_key, max_deviation, variance, magnitude_scale}``.
+
+    ``none`` is an explicit choice (lint reports it for outside purposes); the bounds keep the p-table valid: the
+    variance of a symmetric triangular row of half-width D is at most ``sum d^2 (D+1-d) / sum (D+1-d)``.
+    """
+    if isinstance(node.value, str):
+        method = node.as_str()
+        if method == "none":
+            return None
+        if method != "cell_key":
+            node.fail("perturbation is 'none', 'cell_key' or {method: cell_key, max_deviation, variance, ...}")
+        return CELL_KEY_DEFAULTS
+    p = node.mapping(allowed={"method", "max_deviation", "variance", "magnitude_scale"}, required={"method"})
+    if p["method"].as_str() != "cell_key":
+        p["method"].fail("the only perturbation method is 'cell_key'")
+    deviation = p["max_deviation"].as_int(minimum=1, maximum=50) if "max_deviation" in p else 3
+    second = sum(d * d * (deviation + 1 - d) for d in range(1, deviation + 1))
+    mass = sum(deviation + 1 - d for d in range(1, deviation + 1))
+    variance = p["variance"].as_number(exclusive_minimum=0) if "variance" in p else min(2.0, second / mass)
+    if variance * mass > second:
+        p["variance"].fail(
+            f"variance {variance} is too large for max_deviation {deviation} (at most {second / mass:.4g})"
+        )
+    scale = p["magnitude_scale"].as_number(minimum=0) if "magnitude_scale" in p else 0.1
+    if scale > 1:
+        p["magnitude_scale"].fail("magnitude_scale is a fraction of the largest contribution, at most 1")
+    return MappingProxyType(
+        {"method": "cell_key", "max_deviation": deviation, "variance": float(variance), "magnitude_scale": float(scale)}
     )
 
 

@@ -51,6 +51,9 @@ LINT_CODES = {
     "filter-finer-than-release": "warning",
     "identifiable-without-scope": "warning",
     "no-threshold": "error",
+    "no-perturbation": "error",
+    "perturbation-declined": "warning",
+    "perturbation-weak": "warning",
     "low-threshold": "warning",
     "reidentification-enabled": "warning",
     "shared-token-domain": "warning",
@@ -186,6 +189,7 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
             "aggregate.min_cell",
             f"min_cell {agreement.aggregate.min_cell} is below 10, the usual threshold of statistics agencies",
         )
+    _lint_perturbation(agreement, add)
     if agreement.reidentification.allowed:
         add(
             "warning",
@@ -226,6 +230,52 @@ def _lint_combinations(agreement: Agreement, add: Callable[[str, str, str, str],
             "row_scope",
             "identifiable extract with neither row_scope nor limits.max_rows_per_request: one request can export "
             "the whole register",
+        )
+
+
+def _lint_perturbation(agreement: Agreement, add: Callable[[str, str, str, str], None]) -> None:
+    """Count tables for outside recipients need a consistent perturbation (cell key) or differential privacy:
+    thresholds, suppression and rounding alone are undone by differencing queries with different filters."""
+    spec = agreement.aggregate
+    if spec is None or spec.differential_privacy is not None or agreement.purpose not in DE_IDENTIFIED_PURPOSES:
+        return
+    if spec.perturbation is None:
+        declined = isinstance(agreement.document.get("aggregate"), dict) and (
+            agreement.document["aggregate"].get("perturbation") == "none"
+        )
+        if declined:
+            add(
+                "warning",
+                "perturbation-declined",
+                "aggregate.perturbation",
+                "perturbation: none for an outside purpose: a suppressed cell can be recovered within a few units by "
+                "differencing two tables with different filters; keep this only if every requester is trusted",
+            )
+        else:
+            add(
+                "error",
+                "no-perturbation",
+                "aggregate.perturbation",
+                f"tables for purpose {agreement.purpose!r} without perturbation: suppressed cells come back by "
+                "differencing queries with different filters; add 'perturbation: cell_key' (or differential_privacy, "
+                "or say 'perturbation: none' explicitly)",
+            )
+        return
+    if int(spec.perturbation["max_deviation"]) < 2 or float(spec.perturbation["variance"]) < 0.5:
+        add(
+            "warning",
+            "perturbation-weak",
+            "aggregate.perturbation",
+            f"cell-key perturbation with max_deviation {spec.perturbation['max_deviation']} and variance "
+            f"{spec.perturbation['variance']}: most cells come out unperturbed, so a difference of two tables is "
+            "often exact; 3 and 2.0 are the defaults",
+        )
+    if spec.measures != ("count",) and float(spec.perturbation["magnitude_scale"]) == 0:
+        add(
+            "warning",
+            "perturbation-weak",
+            "aggregate.perturbation.magnitude_scale",
+            "magnitude_scale 0 releases sums and means unperturbed: they can be differenced exactly",
         )
 
 

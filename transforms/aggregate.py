@@ -15,7 +15,7 @@ import datetime as dt
 import heapq
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from policies.filters import parse_filters
 from policies.plan import OperationNotAllowedError, OutputField, ReleasePlan, request_object
 from policies.rules import Keep, Rule
 
+from .cellkey import KEY_MODULUS
 from .compile import CompiledPlan
 from .dates import as_date
 
@@ -190,21 +191,25 @@ def plan_aggregate(agreement: Agreement, request: AggregateRequest, *, today: dt
 # -- cell statistics --------------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class CellStats:
-    """Records of one cell: their count, per value column the exact sum and the non-null count, and (for dominance)
-    the absolute total and the ``n`` largest absolute per-contributor totals (a min-heap)."""
+    """Records of one cell: their count, per value column the exact sum and the non-null count, (for dominance and
+    magnitude perturbation) the absolute total and the ``n`` largest absolute per-contributor totals (a min-heap),
+    and (for the cell-key method, ``transforms.cellkey``) the sum of the records' keys modulo ``2**32``."""
 
     count: int = 0
     sums: list[Any] = field(default_factory=list)
     nonnull: list[int] = field(default_factory=list)
     abs_total: list[float] = field(default_factory=list)
     top: list[list[float]] = field(default_factory=list)
+    key: int = 0
 
     @staticmethod
     def empty(width: int) -> CellStats:
         return CellStats(0, [0] * width, [0] * width, [0.0] * width, [[] for _ in range(width)])
 
     def merge(self, other: CellStats, keep: int) -> None:
+        # Merging two cells is the union of their records, so their keys add (mod 2**32) like their counts.
         self.count += other.count
+        self.key = (self.key + other.key) % KEY_MODULUS
         for i in range(len(self.sums)):
             self.sums[i] += other.sums[i]
             self.nonnull[i] += other.nonnull[i]
@@ -225,6 +230,7 @@ class Grouper:
 
     Memory is O(cells x (value columns x n)); per-subject contributions are held only for the current subject.
     ``one_row_per_subject`` keeps the first row of each subject and skips the others (contribution bounding).
+    ``record_key`` (the cell-key method) maps a subject key to its record key; each row adds it to its cell's key.
     """
 
     def __init__(
@@ -234,11 +240,13 @@ class Grouper:
         *,
         dominance_n: int = 0,
         one_row_per_subject: bool = False,
+        record_key: Callable[[Any], int] | None = None,
     ) -> None:
         self._dims = dimensions
         self._values = tuple(value_indices)
         self._keep = dominance_n
         self._one = one_row_per_subject
+        self._record_key = record_key
         self.cells: dict[Row, CellStats] = {}
         self.rows = 0
         self.skipped = 0
@@ -258,6 +266,7 @@ class Grouper:
         width = len(self._values)
         cells = self.cells
         track = self._keep > 0
+        record_key = self._record_key
         for r, key in zip(batch, keys, strict=True):
             subject = r[0]
             if subject != self._subject:
@@ -272,6 +281,8 @@ class Grouper:
             if stats is None:
                 stats = cells[key] = CellStats.empty(width)
             stats.count += 1
+            if record_key is not None:
+                stats.key = (stats.key + record_key(subject)) % KEY_MODULUS
             for i, index in enumerate(self._values):
                 value = r[index]
                 if value is None:
@@ -291,7 +302,10 @@ _NO_SUBJECT = object()
 
 
 def cells_from_pushdown(rows: Iterable[Row], dimensions: int, values: int) -> dict[Row, CellStats]:
-    """Rows of a pushed-down GROUP BY: (labels..., count, then per value column its SUM and COUNT)."""
+    """Rows of a pushed-down GROUP BY: (labels..., count, then per value column its SUM and COUNT).
+
+    No cell keys: the record keys are HMACs under a secret that must not reach the registry's SQL, so agreements with
+    cell-key perturbation take the streaming path (``Grouper(record_key=...)``)."""
     cells: dict[Row, CellStats] = {}
     for r in rows:
         key = tuple(r[:dimensions])

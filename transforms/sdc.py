@@ -35,6 +35,7 @@ from policies.catalog import ColumnType
 from policies.errors import RequestError
 
 from .aggregate import AggregatePlan, CellStats, DenseTable, Measure, cell_key, sort_labels
+from .cellkey import PTable, magnitude_key
 
 __all__ = [
     "DP_DELTA",
@@ -50,6 +51,8 @@ __all__ = [
     "dp_table",
     "exposed_cells",
     "laplace_threshold_counts",
+    "perturbed_value",
+    "ptable_of",
     "round_deterministic",
     "round_random",
     "secondary_suppression",
@@ -359,6 +362,41 @@ def _measure_value(plan: AggregatePlan, measure: Measure, stats: CellStats) -> A
     return round(float(stats.sums[i]) / stats.nonnull[i], 6)
 
 
+def ptable_of(spec: AggregateSpec) -> PTable | None:
+    """The p-table of the agreement's ``perturbation: cell_key``, or None."""
+    if spec.perturbation is None:
+        return None
+    return PTable(int(spec.perturbation["max_deviation"]), float(spec.perturbation["variance"]))
+
+
+def perturbed_value(
+    plan: AggregatePlan, measure: Measure, stats: CellStats, ptable: PTable, magnitude_scale: float
+) -> Any:
+    """A measure of a cell under the cell-key method; every perturbation is a function of the cell's records only.
+
+    count: ``n + ptable(n, cell key)``. sum: ``sum + d * magnitude_scale * largest``, where ``largest`` is the
+    largest absolute per-subject contribution to the cell and ``d`` in [-D, D] comes from the full-width p-table
+    row, looked up with ``magnitude_key(cell key, column)``; the noise is scaled to the contribution that most needs
+    hiding (the largest one) rather than to the cell total. mean: the perturbed sum over the true non-null count
+    (so sum and mean of one column agree; the count divisor itself is not released by the mean).
+    """
+    if measure.kind == "count":
+        return ptable(stats.count, stats.key)
+    value = _measure_value(plan, measure, stats)
+    if value is None or measure.column is None:
+        return value
+    i = plan.value_columns.index(measure.column)
+    largest = max(stats.top[i], default=0.0)
+    d = ptable.perturbation(ptable.max_deviation, magnitude_key(stats.key, measure.column))
+    noise = d * magnitude_scale * largest
+    total = float(stats.sums[i]) + noise
+    if measure.kind == "sum":
+        if plan.release.dataset.columns[measure.column].type is ColumnType.INTEGER:
+            return round(total)
+        return round(total, 6)
+    return round(total / stats.nonnull[i], 6)
+
+
 def _rounding(spec: AggregateSpec, rounder: CellRounder | None) -> tuple[str, int] | None:
     if spec.rounding is None:
         return None
@@ -377,15 +415,32 @@ def _rounded(value: int, how: tuple[str, int], rounder: CellRounder | None, key:
     return round_deterministic(value, base)
 
 
-def control_table(table: DenseTable, plan: AggregatePlan, *, rounder: CellRounder | None = None) -> ControlledTable:
-    """Threshold and dominance (primary), secondary suppression, then rounding of the released counts.
+def control_table(
+    table: DenseTable, plan: AggregatePlan, *, rounder: CellRounder | None = None, cell_keys: bool = False
+) -> ControlledTable:
+    """Threshold and dominance (primary), secondary suppression, then cell-key perturbation and rounding.
 
     Dominance is a primary rule like the threshold, so it runs before secondary suppression (a cell withheld for
     dominance needs the same protection against differencing as a small one).
+
+    Cell key (``spec.perturbation``; ``cell_keys`` says the cells carry their records' key sums, else it fails
+    closed): a cell is also withheld when its *perturbed* count is below ``min_cell``, so no published count is
+    under the threshold and a withheld cell does not prove a true count below it. Both tests depend on the cell's
+    records only, so the same cell is withheld or released the same way in every table. Secondary suppression
+    still runs on the true counts: margins obtained elsewhere (a published official total) may be exact.
     """
     spec = plan.spec
+    ptable = ptable_of(spec)
+    if ptable is not None and not cell_keys:
+        raise ValueError("cell-key perturbation needs the cells' record keys")  # never release unkeyed
     counts = [c.count for c in table.cells]
     threshold = threshold_cells(counts, spec.min_cell, spec.zeros_disclosive)
+    if ptable is not None:
+        threshold |= {
+            i
+            for i, stats in enumerate(table.cells)
+            if stats.count > 0 and ptable(stats.count, stats.key) < spec.min_cell
+        }
     dominance: set[int] = set()
     if spec.dominance is not None and plan.magnitude:
         n, k = int(spec.dominance["n"]), float(spec.dominance["k"])
@@ -406,16 +461,21 @@ def control_table(table: DenseTable, plan: AggregatePlan, *, rounder: CellRounde
         secondary = protection
     hidden = primary | secondary
     how = _rounding(spec, rounder)
+    scale = float(spec.perturbation["magnitude_scale"]) if spec.perturbation is not None else 0.0
     rows: list[tuple[Any, ...]] = []
-    rounded = 0
+    rounded = perturbed = 0
     for i, stats in enumerate(table.cells):
         labels = table.labels(i)
         if i in hidden:
             rows.append((*labels, *(None for _ in plan.measures)))
             continue
         values = []
+        perturbed += ptable is not None
         for m in plan.measures:
-            value = _measure_value(plan, m, stats)
+            if ptable is not None:
+                value = perturbed_value(plan, m, stats, ptable, scale)
+            else:
+                value = _measure_value(plan, m, stats)
             if m.kind == "count" and how is not None:
                 value = _rounded(value, how, rounder, cell_key(m.text, table.dimensions, labels))
                 rounded += 1
@@ -442,6 +502,16 @@ def control_table(table: DenseTable, plan: AggregatePlan, *, rounder: CellRounde
         "rounding": None
         if how is None
         else {"method": how[0], "base": how[1], "applies_to": "count", "rounded_cells": rounded},
+        "perturbation": None
+        if ptable is None or spec.perturbation is None
+        else {
+            "method": "cell_key",
+            "max_deviation": ptable.max_deviation,
+            "variance": ptable.variance,
+            "magnitude_scale": scale,
+            "applies_to": [m.text for m in plan.measures],
+            "released_cells": perturbed,
+        },
         "differential_privacy": None,
     }
     return ControlledTable(
@@ -544,6 +614,7 @@ def dp_table(
         "secondary_suppression": None,
         "dominance": None,
         "rounding": None if how is None else {"method": how[0], "base": how[1], "applies_to": "noisy count"},
+        "perturbation": None,
         "differential_privacy": {
             "mechanism": "OpenDP make_laplace_threshold: discrete Laplace noise on each present cell, cells below "
             "the threshold dropped",

@@ -93,6 +93,9 @@ aggregate:
   measures: [count]
   min_cell: 5
 """
+ALL_DIMENSIONS_CELL_KEY = ALL_DIMENSIONS.replace("id: all-dimensions", "id: all-dimensions-ck").replace(
+    "  min_cell: 5\n", "  min_cell: 5\n  perturbation: cell_key\n"
+)
 AGE_BANDS = (
     ALL_DIMENSIONS.replace("id: all-dimensions", "id: age-bands")
     .replace("    gender: keep\n", "    gender: keep\n    hukou_region: {generalize: {prefix: 2}}\n")
@@ -149,12 +152,17 @@ async def test_public_statistics_table(env: Env, registry_path: Path) -> None:
             secondary += true >= 10
         else:
             assert true >= 10 or true == 0, "a cell below the threshold was released"
-            assert value % 5 == 0 and abs(value - true) < 5  # random rounding to base 5
+            # cell-key perturbation (at most 3) of the count, then random rounding of that to base 5
+            assert value % 5 == 0 and abs(value - true) < 5 + 3
     assert small > 0 and secondary > 0
     control = body["disclosure_control"]
-    assert control["threshold"] == {"min_cell": 10, "zeros_disclosive": False, "suppressed_cells": small}
-    assert control["secondary_suppression"]["suppressed_cells"] == secondary
+    # Withheld by threshold: every true small cell, plus cells of 10-12 whose perturbed count fell below 10.
+    assert control["threshold"]["min_cell"] == 10 and control["threshold"]["suppressed_cells"] >= small
+    assert control["threshold"]["suppressed_cells"] + control["secondary_suppression"]["suppressed_cells"] == len(
+        suppressed
+    )
     assert control["rounding"]["method"] == "random" and control["rounding"]["base"] == 5
+    assert control["perturbation"]["method"] == "cell_key" and control["perturbation"]["max_deviation"] == 3
     disclosure_id = response.headers["x-disclosure-id"]
     assert body["disclosure_id"] == disclosure_id
     entry = env.disclosure(disclosure_id)
@@ -163,8 +171,8 @@ async def test_public_statistics_table(env: Env, registry_path: Path) -> None:
     assert entry["bytes"] == len(response.content)
     assert entry["sha256"] == hashlib.sha256(response.content).hexdigest()
     details = finished(env, disclosure_id)["details"]
-    assert details["path"] == "pushdown"
-    assert details["threshold"]["suppressed_cells"] == small
+    assert details["path"] == "streaming"  # cell-key perturbation: record keys are computed in the gateway
+    assert details["threshold"]["suppressed_cells"] == control["threshold"]["suppressed_cells"]
     assert details["released_cells"] == entry["rows"]
     # The log holds counts and parameters, never a cell value or label.
     assert "1101" not in json.dumps(details)
@@ -192,7 +200,7 @@ async def test_filters_restrict_the_table(env: Env, registry_path: Path) -> None
     rows = {(r[0],): r[1] for r in response.json()["rows"]}
     assert set(rows) == set(expected)
     for gender, value in rows.items():
-        assert expected[gender] > 100 and abs(value - expected[gender]) < 5
+        assert expected[gender] > 100 and abs(value - expected[gender]) < 5 + 3  # perturbed, then rounded
 
 
 BAD = [
@@ -273,7 +281,7 @@ def tables(env: Env, connector: Any, agreement_id: str, group_by: tuple[str, ...
 
 
 def check_paths_agree(env: Env, url: str) -> list[tuple[Any, ...]]:
-    add_agreements(env, ALL_DIMENSIONS, AGE_BANDS)
+    add_agreements(env, ALL_DIMENSIONS, AGE_BANDS, ALL_DIMENSIONS_CELL_KEY)
     sql = SqlConnector(url)
     results = []
     try:
@@ -285,6 +293,11 @@ def check_paths_agree(env: Env, url: str) -> list[tuple[Any, ...]]:
                 assert pushed[:2] == streamed[:2], group_by
                 assert pushed[0], group_by
                 results.append(pushed[:2])
+                # Cell keys never go to SQL: the perturbed table streams even from a connector that can push down,
+                # and (compared across registries by the PostgreSQL test) its record keys do not depend on the backend.
+                perturbed = tables(env, sql, "all-dimensions-ck", group_by, filters)
+                assert perturbed[2] == "streaming"
+                results.append(perturbed[:2])
         # keyed dimensions and age bands have no SQL form: the connector declines and the route streams
         assert tables(env, sql, "all-dimensions", ("kindergarten_id",))[2] == "streaming"
         assert tables(env, sql, "age-bands", ("birth_date", "hukou_region"))[2] == "streaming"
@@ -328,6 +341,146 @@ def test_pushdown_and_streaming_give_identical_tables_postgres(
     on_postgres = check_paths_agree(sqlite_env, pg_registry)
     # And the same tables as on the SQLite copy: labels do not depend on the backend (dates, booleans).
     assert on_postgres == check_paths_agree(sqlite_env, f"sqlite:///{registry_path}")
+
+
+# -- cell-key perturbation: differencing attacks through the real app --------------------------------------------------
+CELL_KEY_STATS = """\
+id: cellkey-stats
+version: 1
+title: Children by region, birth year and gender, for a research project
+parties: [stats-bureau]
+purpose: research
+legal_basis: "Statistics law art. 7; research contract 2026-11"
+approved_by: li.ming@registry.example
+valid_from: 2026-01-01
+dataset: children
+filterable: [gender]
+aggregate:
+  dimensions: {residence_code: keep, birth_date: {generalize: year}, gender: keep}
+  measures: [count]
+  min_cell: 10
+  perturbation: cell_key
+"""
+UNPERTURBED_STATS = CELL_KEY_STATS.replace("id: cellkey-stats", "id: unperturbed-stats").replace(
+    "perturbation: cell_key", "perturbation: none"
+)
+
+
+async def released(client: httpx.AsyncClient, env: Env, agreement_id: str, body: Any) -> dict[tuple[Any, ...], Any]:
+    response = await client.post(f"/v1/agreements/{agreement_id}/aggregate", headers=env.auth("stats"), json=body)
+    assert response.status_code == 200, response.text
+    return {tuple(r[:-1]): r[-1] for r in response.json()["rows"]}
+
+
+async def test_cell_key_the_same_cell_through_two_filters_has_one_value(env: Env, registry_path: Path) -> None:
+    """(a) region x year x gender, and region x year filtered to one gender (two spellings of the filter): the same
+    children, so the same published count; repeated, still the same."""
+    add_agreements(env, CELL_KEY_STATS)
+    expected = truth(
+        registry_path,
+        "SELECT residence_code, substr(birth_date, 1, 4), gender, COUNT(*) FROM child_registry GROUP BY 1, 2, 3",
+    )
+    compared = perturbed = 0
+    async with env.client() as client:
+        crossed = await released(client, env, "cellkey-stats", {"group_by": ["residence_code", "birth_date", "gender"]})
+        for gender in ("F", "M"):
+            for condition in ({"eq": gender}, {"in": [gender, "X"]}):
+                body = {"group_by": ["residence_code", "birth_date"], "filters": {"gender": condition}}
+                filtered = await released(client, env, "cellkey-stats", body)
+                assert await released(client, env, "cellkey-stats", body) == filtered  # repeating changes nothing
+                for (region, year), value in filtered.items():
+                    cell = crossed.get((region, year, gender))
+                    if value is not None and cell is not None:
+                        assert value == cell
+                        compared += 1
+                        perturbed += value != expected.get((region, year, gender), 0)
+    assert compared >= 20 and perturbed > 0
+
+
+async def test_cell_key_total_minus_visible_cells_does_not_recover_a_suppressed_cell(
+    env: Env, registry_path: Path
+) -> None:
+    """(b) girls of a region and year = (all children) - (boys), two filters the agreement allows. Unperturbed that
+    is exact for every cell, including the ones withheld for being below 10; with the cell key it is off by up to
+    2D = 6, and not exact across the table."""
+    add_agreements(env, CELL_KEY_STATS, UNPERTURBED_STATS)
+    girls = truth(
+        registry_path,
+        "SELECT residence_code, substr(birth_date, 1, 4), COUNT(*) FROM child_registry WHERE gender = 'F' "
+        "GROUP BY 1, 2",
+    )
+    outcome: dict[str, list[tuple[int, bool]]] = {}
+    async with env.client() as client:
+        for agreement_id in ("unperturbed-stats", "cellkey-stats"):
+            by = {"group_by": ["residence_code", "birth_date"]}
+            total = await released(client, env, agreement_id, by)
+            boys = await released(client, env, agreement_id, {**by, "filters": {"gender": {"eq": "M"}}})
+            shown = await released(client, env, agreement_id, {**by, "filters": {"gender": {"eq": "F"}}})
+            errors = []
+            for cell, t in total.items():
+                b = boys.get(cell)
+                if t is None or b is None:
+                    continue
+                errors.append(((t - b) - girls.get(cell, 0), shown.get(cell) is None))
+            outcome[agreement_id] = errors
+    before, after = outcome["unperturbed-stats"], outcome["cellkey-stats"]
+    assert any(hidden for _, hidden in before)  # some recovered cells were withheld in the girls' own table
+    assert all(e == 0 for e, _ in before)  # the attack works without perturbation
+    assert len(after) >= 10
+    assert all(abs(e) <= 6 for e, _ in after)
+    # P(exact) is sum p(d)^2 = 0.23 per cell, independently (the keys are random per test run): demanding two wrong
+    # cells out of >= 10 fails with probability 1.4e-5 at most; tests/transforms/test_cellkey.py measures the rate
+    assert sum(e != 0 for e, _ in after) >= 2
+
+
+async def test_cell_key_perturbs_sums_by_a_fraction_of_the_largest_contribution(env: Env, registry_path: Path) -> None:
+    """Sums stream with the largest per-subject contribution tracked (no dominance rule here): each released sum is
+    within D * magnitude_scale of it, the mean is the perturbed sum over the payments, and repeating changes nothing."""
+    text = SUBSIDY_STATS.replace("subsidy-stats", "subsidy-ck").replace(
+        "  dominance: {n: 1, k: 50}\n", "  perturbation: cell_key\n"
+    )
+    add_agreements(env, text)
+    conn = sqlite3.connect(registry_path)
+    try:
+        per_subject = conn.execute(
+            "SELECT substr(residence_code, 1, 2), substr(paid_date, 1, 4), child_id, SUM(amount), COUNT(*) "
+            "FROM subsidy_payments GROUP BY 1, 2, 3"
+        ).fetchall()
+    finally:
+        conn.close()
+    moved = checked = 0
+    async with env.client() as client:
+        for group_by, fields in (
+            (["residence_code"], (0,)),
+            (["paid_date"], (1,)),
+            (["residence_code", "paid_date"], (0, 1)),
+        ):
+            body = {"group_by": group_by}
+            response = await client.post("/v1/agreements/subsidy-ck/aggregate", headers=env.auth("stats"), json=body)
+            assert response.status_code == 200, response.text
+            again = await client.post("/v1/agreements/subsidy-ck/aggregate", headers=env.auth("stats"), json=body)
+            assert again.json()["rows"] == response.json()["rows"]
+            assert response.json()["disclosure_control"]["perturbation"]["magnitude_scale"] == 0.1
+            for row in response.json()["rows"]:
+                labels, (count, total, mean) = tuple(row[: len(fields)]), row[len(fields) :]
+                if count is None:
+                    continue
+                # a subject's payments in the cell are one contribution
+                contributions: dict[str, int] = {}
+                payments = 0
+                for r in per_subject:
+                    if tuple(r[f] for f in fields) == labels:
+                        contributions[r[2]] = contributions.get(r[2], 0) + r[3]
+                        payments += r[4]
+                if not contributions:  # an absent combination of the dense table: 0 stays 0
+                    assert count == total == 0
+                    continue
+                true, largest = sum(contributions.values()), max(contributions.values())
+                assert abs(total - true) <= 3 * 0.1 * largest + 0.5
+                assert mean == pytest.approx(total / payments, abs=0.5 / payments + 1e-6)
+                moved += total != true
+                checked += 1
+    assert checked >= 15 and moved > 0  # P(no released sum moved) = 0.4 ** checked
 
 
 # -- dominance ---------------------------------------------------------------------------------------------------------
