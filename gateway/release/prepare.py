@@ -6,6 +6,7 @@ leaves no trace but its application-log event and releases nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,8 @@ class Prepared:
     """A release decided but not begun: the capped plan, its compiled transforms and the controls that watch it."""
 
     plan: ReleasePlan
+    #: what the registry is asked for: the plan, without its limit when the release order applies it (extracts)
+    fetch: ReleasePlan
     compiled: CompiledPlan
     kanon: KAnonymityRelease | None
     egress: EgressScanner
@@ -70,6 +73,8 @@ class Prepared:
         out: dict[str, Any] = {}
         if self.kanon is not None and self.kanon.verdict is not None:
             out["k_anonymity"] = self.kanon.details()
+            if self.plan.limit is not None:  # the release order applies it, after k-anonymity (see prepare)
+                out["k_anonymity"]["limit_applied_after"] = True
         if self.egress.counts:
             out["egress_findings"] = self.egress.alerts()
         return out or None
@@ -81,7 +86,7 @@ class Prepared:
             self.names.set(self.redaction.names(found.catalog, found.connector, self.plan.dataset.name))
         rows = found.batch_rows
         if self.kanon is None:
-            return found.connector.stream(self.plan, batch_rows=rows)
+            return found.connector.stream(self.fetch, batch_rows=rows)
         # Two passes over the full scoped result (limit applied after): count the classes, then release.
         verdict = self.kanon.count(found.connector.stream(self.kanon.plan, batch_rows=rows))
         if verdict.refused:
@@ -106,7 +111,9 @@ async def prepare(found: Services, agreement: Agreement, plan: ReleasePlan, *, s
         agreement, plan, names=names, token_key=lambda: HmacSha256(keysource.tokenize_key(None))
     )
     plan = prepared.plan
-    kanon = k_anonymity_for(found, agreement, plan)
+    # Extracts take their limit from the keyed release order (gateway.release.order), not from registry order.
+    fetch = plan if single else dataclasses.replace(plan, limit=None)
+    kanon = k_anonymity_for(found, agreement, fetch)
     compiled = compile_plan(plan, keysource, redactor_factory=prepared.redactor_factory, egress=prepared.egress)
     if compiled.unhandled_entities:
         # Fail closed: a redaction the agreement asks for but no detector here performs would leak those entities.
@@ -114,4 +121,4 @@ async def prepare(found: Services, agreement: Agreement, plan: ReleasePlan, *, s
             f"agreement {agreement.id!r} asks to redact {', '.join(compiled.unhandled_entities)}, which no "
             "configured detector handles; nothing was released"
         )
-    return Prepared(plan, compiled, kanon, prepared.egress, names, redaction)
+    return Prepared(plan, fetch, compiled, kanon, prepared.egress, names, redaction)

@@ -1,8 +1,10 @@
-"""Streamed releases (extracts): write-ahead → first batch → body → finish, each a short named stage.
+"""Streamed releases (extracts): prepare → write-ahead → collect → first group → body → finish, short named stages.
 
-A batch leaves only after it was rendered (transformed, egress-scanned) and its subjects were made durable in the
-subject index: an accounting of disclosures never misses a child whose data was sent, even if the process dies right
-after, and a batch the egress scan blocks indexes no one. The final entry records exactly what was sent.
+``collect`` reads the whole scoped result, transformed and egress-scanned, into the keyed release order
+(:mod:`gateway.release.order`) before the response starts: position carries no information, and an egress finding
+anywhere blocks the extract with nothing sent. A group leaves only after its subjects were made durable in the
+subject index: an accounting of disclosures never misses a child whose data was sent, even if the process dies
+right after. The final entry records exactly what was sent.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from gateway.audit.session import DisclosureSession, FinishStatus, error_code
 from gateway.audit.subjects import LogKeys
 from gateway.controls.quotas import watch_volume
 from gateway.errors import EgressBlockedError, GatewayError
+from gateway.keysource import agreement_owner
 from gateway.release.logged import plan_for_log
+from gateway.release.order import KeyedOrder
 from gateway.release.prepare import Prepared, Row, prepare
 from gateway.release.terms import AgreementTerms, Requester, open_session
 from gateway.services import Services
@@ -82,6 +86,9 @@ class _Streamer:
         self.found, self.agreement, self.prepared = found, agreement, prepared
         self.session, self.requester, self.operation = session, requester, operation
         self.keys = LogKeys.of(found.keyring)
+        order_key = found.keyring.derive(agreement_owner(agreement.id), "release-order").reveal()
+        self.order = KeyedOrder(order_key, limit=prepared.plan.limit)
+        self.groups: Iterator[tuple[list[bytes], list[Row]]] = iter(())
         self.first_rows = 0
         fmt = prepared.plan.format
         self.writer = (
@@ -91,9 +98,9 @@ class _Streamer:
     def head(self) -> bytes:
         return self.writer.header() if isinstance(self.writer, CsvWriter) else b""
 
-    def render(self, batch: list[Row]) -> bytes:
+    def transform(self, batch: list[Row]) -> list[Row]:
         try:
-            return self.writer.batch(self.prepared.compiled.rows(batch))
+            return self.prepared.compiled.rows(batch)
         except EgressBlocked as exc:
             raise EgressBlockedError(
                 f"{exc}; under agreement {self.agreement.id!r} (egress.on_finding: block) nothing more is released. "
@@ -101,31 +108,43 @@ class _Streamer:
                 headers={"X-Disclosure-Id": self.session.disclosure_id},
             ) from None
 
-    def subjects(self, batch: list[Row]) -> list[bytes]:
-        return self.keys.subjects([r[0] for r in batch])
+    def collect(self, batches: Iterator[list[Row]]) -> None:
+        """Read the whole scoped result, transformed and egress-scanned, into the keyed release order. Before the
+        response starts: an egress block anywhere in the extract is a clean 409 with nothing sent."""
+        order, hashes = self.order, self.keys.subjects
+        for batch in batches:
+            released = self.transform(batch)
+            subjects = [r[0] for r in batch]
+            order.add(subjects, hashes(subjects), released)
+        self.groups = order.groups(GROUP_ROWS)
 
     def first(self, batches: Iterator[list[Row]]) -> bytes | None:
-        """The first batch, rendered and indexed before the response starts: an egress block on it is a clean 409."""
-        batch = next(batches, None)
-        if batch is None:
+        """Collect, then render and index the first group before the response starts."""
+        self.collect(batches)
+        item = self.produce()
+        if item is None:
             return None
-        chunk = self.render(batch)
-        self.session.index(self.subjects(batch))
-        self.first_rows = len(batch)
+        self.first_rows, chunk, subjects = item
+        self.session.index(subjects)
         return chunk
 
-    def produce(self, batches: Iterator[list[Row]]) -> tuple[int, bytes, list[bytes]] | None:
-        """Several fetched batches per step (one subject-index commit, one fsync, per ~GROUP_ROWS rows), fetched
-        and rendered in a worker thread; the caller makes the subjects durable, then sends."""
-        group: list[list[Row]] = []
-        count = 0
-        while count < GROUP_ROWS and (batch := next(batches, None)) is not None:
-            group.append(batch)
-            count += len(batch)
-        if not group:
+    def produce(self) -> tuple[int, bytes, list[bytes]] | None:
+        """The next GROUP_ROWS rows in release order, rendered in a worker thread (one subject-index commit, one
+        fsync, per group); the caller makes the subjects durable, then sends."""
+        group = next(self.groups, None)
+        if group is None:
             return None
-        chunks = [self.render(batch) for batch in group]
-        return count, b"".join(chunks), [h for batch in group for h in self.subjects(batch)]
+        subjects, rows = group
+        return len(rows), self.writer.batch(rows), subjects
+
+    def close(self, batches: Iterator[list[Row]]) -> None:
+        """Close the registry cursor and drop the spilled runs (always, whatever happened)."""
+        try:
+            close: Callable[[], object] | None = getattr(batches, "close", None)  # generators and cursors
+            if close is not None:
+                close()
+        finally:
+            self.order.close()
 
     async def body(self, batches: Iterator[list[Row]], first: bytes | None) -> AsyncIterator[bytes]:
         tally = _Tally()
@@ -139,12 +158,12 @@ class _Streamer:
                 # Pipelined one group deep: while group n's subjects are committed (the log writer's fsync) and its
                 # bytes are sent, group n+1 is fetched and rendered in a worker thread. A group leaves only after
                 # its subjects are durable; a group rendered but never sent (a disconnect) is never indexed.
-                ahead = asyncio.ensure_future(anyio.to_thread.run_sync(self.produce, batches))
+                ahead = asyncio.ensure_future(anyio.to_thread.run_sync(self.produce))
                 # shield: a cancelled response (a disconnect) must not cancel the task while its thread still reads
                 # `batches`; the finally block waits for it instead.
                 while (item := await asyncio.shield(ahead)) is not None:
                     count, chunk, subjects = item
-                    ahead = asyncio.ensure_future(anyio.to_thread.run_sync(self.produce, batches))
+                    ahead = asyncio.ensure_future(anyio.to_thread.run_sync(self.produce))
                     await self.session.index_async(subjects)
                     yield tally.add(chunk, count)
                 ahead = None
@@ -156,7 +175,7 @@ class _Streamer:
             raise
         finally:
             with anyio.CancelScope(shield=True):
-                await _settle(ahead, batches)
+                await _settle(ahead, self, batches)
                 await self.finish(status, tally, error)
 
     async def finish(self, status: FinishStatus, tally: _Tally, error: str | None) -> None:
@@ -180,15 +199,13 @@ class _Streamer:
         )
 
 
-async def _settle(ahead: asyncio.Future[Any] | None, batches: Iterator[list[Row]]) -> None:
-    """Wait for a worker thread still reading ``batches``, then close the registry cursor (always)."""
+async def _settle(ahead: asyncio.Future[Any] | None, streamer: _Streamer, batches: Iterator[list[Row]]) -> None:
+    """Wait for a worker thread still rendering, then close the cursor and the spilled runs (always)."""
     if ahead is not None:
         await asyncio.wait([ahead])
         if not ahead.cancelled():
             ahead.exception()  # retrieved, so asyncio does not report it as never awaited
-    close: Callable[[], object] | None = getattr(batches, "close", None)  # generators and cursors; lists have none
-    if close is not None:
-        await anyio.to_thread.run_sync(close)
+    await anyio.to_thread.run_sync(streamer.close, batches)
 
 
 async def release_rows(
@@ -207,7 +224,7 @@ async def release_rows(
         first = await anyio.to_thread.run_sync(streamer.first, batches)
     except Exception as exc:
         with anyio.CancelScope(shield=True):
-            await _settle(None, batches)
+            await _settle(None, streamer, batches)
             await session.fail_async(exc, details=prepared.details())
         raise
     return Release(session.disclosure_id, MEDIA_TYPES[prepared.plan.format], stream=streamer.body(batches, first))

@@ -17,12 +17,14 @@ from gateway.auth import PrincipalStore
 from gateway.connectors import Connector, SqlConnector
 from gateway.controls.budget import PrivacyBudget
 from gateway.db import create_gateway_engine, init_schema
+from gateway.keysource import agreement_owner
 from gateway.keystore import SqlKeyStore
 from gateway.services import Services
 from gateway.web.app import create_app
 from keys import KeyRing, MasterKey, load_or_create_signing_key
 from policies import Agreement, Catalog, parse_agreement
 from tests.conftest import TODAY, demo_agreements
+from transforms import HmacSha256
 
 PRINCIPALS = {
     "research": ("pku-education-lab", {"requester"}),
@@ -98,6 +100,14 @@ class Env:
         self.flush()
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.text("SELECT body FROM log_entries ORDER BY seq"))]
+
+    def release_order(self, agreement_id: str, subject_keys: list[Any]) -> list[Any]:
+        """``subject_keys`` in the order an extract under ``agreement_id`` releases them (the keyed permutation of
+        gateway.release.order): what a test needs to line released rows up with registry rows, and what a
+        requester, without the agreement's key, cannot compute."""
+        key = self.services.keyring.derive(agreement_owner(agreement_id), "release-order").reveal()
+        mac = HmacSha256(key)
+        return sorted(subject_keys, key=lambda s: mac.digest(str(s).encode())[:12])
 
     def disclosure(self, disclosure_id: str) -> dict[str, Any]:
         self.flush()

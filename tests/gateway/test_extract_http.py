@@ -125,8 +125,9 @@ def _digits_only(text: str) -> str:
 
 
 async def test_research_notes_are_redacted(env: Env, registry_path: Path) -> None:
-    """Each released note, next to its own registry record (both ordered by child id): no name, given name, ID or
-    phone of the child or of any of its guardians, in any spacing; and redaction visibly happened."""
+    """Each released note, next to its own registry record (lined up with the agreement's release-order key, which
+    the test may use): no name, given name, ID or phone of the child or of any of its guardians, in any spacing;
+    and redaction visibly happened."""
     async with env.client() as client:
         response = await client.post(RESEARCH, headers=env.auth("research"), json={"fields": ["child_id", "notes"]})
     assert response.status_code == 200, response.text
@@ -136,6 +137,8 @@ async def test_research_notes_are_redacted(env: Env, registry_path: Path) -> Non
         "SELECT child_id, name, national_id, student_number, notes FROM children "
         "WHERE status IN ('enrolled','transferred_out','graduated') ORDER BY child_id",
     )
+    by_id = {c["child_id"]: c for c in children}
+    children = [by_id[k] for k in env.release_order("research-continuity", list(by_id))]
     guardians: dict[str, list[sqlite3.Row]] = {}
     for g in registry_rows(registry_path, "SELECT child_id, name, national_id, phone FROM guardians"):
         guardians.setdefault(g["child_id"], []).append(g)
