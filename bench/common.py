@@ -51,7 +51,7 @@ fields:
 egress: {on_finding: block, exempt: [child_id, guardian_phone]}
 """
 
-#: the research fields without the free-text column (DESIGN §6: "no free-text field")
+#: the research fields without the free-text column (docs/design.md §9: "no free-text field")
 RESEARCH_FIELDS = [
     "child_id",
     "birth_date",

@@ -1,4 +1,4 @@
-"""Free-text redaction benchmark and evaluation (DESIGN §6; results in docs/pii-detection.md).
+"""Free-text redaction benchmark and evaluation (docs/design.md §9; results in docs/pii-detection.md).
 
     python -m bench.redaction --notes 20000 --runs 5
 

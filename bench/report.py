@@ -181,7 +181,7 @@ def render(r: dict[str, Any]) -> str:
             for size, item in lg.get("proofs", {}).items():
                 lines.append(f"| {_n(int(size))} | {item['hashes']} | {item['ms']:.2f} |")
         lines.append("")
-    head = ["## Targets (DESIGN.md §6)", "", "| target | measured | |", "|---|---|---|"]
+    head = ["## Targets (docs/design.md §9)", "", "| target | measured | |", "|---|---|---|"]
     head += [f"| {t} | {v} | {c} |" for t, v, c in targets]
     head += [
         "",

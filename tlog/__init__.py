@@ -1,4 +1,4 @@
-"""The pure core of the tamper-evident disclosure log (DESIGN.md §5).
+"""The pure core of the tamper-evident disclosure log (docs/design.md §7).
 
 - :mod:`~tlog.merkle`: RFC 6962 / 9162 hashing, perfect-subtree node addressing (``NodeReader``), the
   append-only compact range (``TreeAppender``), ``MemoryTree``, streaming roots for whole-log verification.

@@ -1,4 +1,4 @@
-"""The ``gateway`` command line (see DESIGN.md §4 for the contract).
+"""The ``gateway`` command line (docs/design.md §6 is the contract).
 
 Every command that works on a deployment takes ``--data-dir DIR`` (default ``var/demo``) or ``--config FILE``.
 Errors print one line to stderr naming what is wrong and exit non-zero; they never print key material.

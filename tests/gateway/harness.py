@@ -109,6 +109,24 @@ class Env:
         mac = HmacSha256(key)
         return sorted(subject_keys, key=lambda s: mac.digest(str(s).encode())[:12])
 
+    def first_enrolled_released(self, registry_path: Path) -> tuple[str, str, int]:
+        """An enrolled child that a research extract with the returned ``limit`` (at least 3) includes: its
+        ``child_id`` and ``student_number`` (the release order is keyed, so "the lowest child id" is not it)."""
+        import sqlite3
+
+        conn = sqlite3.connect(registry_path)
+        try:
+            rows = conn.execute(
+                "SELECT child_id, student_number, status FROM children "
+                "WHERE status IN ('enrolled','transferred_out','graduated')"
+            ).fetchall()
+        finally:
+            conn.close()
+        info = {r[0]: (r[1], r[2]) for r in rows}
+        ordered = self.release_order("research-continuity", list(info))
+        n = next(i for i, c in enumerate(ordered) if info[c][1] == "enrolled")
+        return ordered[n], info[ordered[n]][0], max(3, n + 1)
+
     def disclosure(self, disclosure_id: str) -> dict[str, Any]:
         self.flush()
         with self.engine.connect() as conn:

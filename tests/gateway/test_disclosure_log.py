@@ -366,12 +366,8 @@ async def test_checkpoint_and_consistency(env: Env) -> None:
 
 @pytest.mark.anyio
 async def test_compliance_api(env: Env, registry_path: Path) -> None:
-    conn = sqlite3.connect(registry_path)
-    child_id, student = conn.execute(
-        "SELECT child_id, student_number FROM children WHERE status = 'enrolled' ORDER BY child_id LIMIT 1"
-    ).fetchone()
-    conn.close()
-    first = await _extract(env, body={"limit": 3})
+    child_id, student, limit = env.first_enrolled_released(registry_path)
+    first = await _extract(env, body={"limit": limit})
     async with env.client() as client:
         school = await client.post(
             "/v1/agreements/school-transfer/extract",
@@ -417,8 +413,8 @@ async def test_compliance_api(env: Env, registry_path: Path) -> None:
         assert refused.status_code == 403
         totals = (await client.get("/v1/disclosures/totals", headers=env.auth("compliance"))).json()
         by_agreement = {t["agreement"]: t for t in totals["agreements"]}
-        assert by_agreement["research-continuity"]["rows"] == 3
-        assert by_agreement["research-continuity"]["subjects"] == 3
+        assert by_agreement["research-continuity"]["rows"] == limit
+        assert by_agreement["research-continuity"]["subjects"] == limit
         export = await client.get("/v1/disclosures/export?format=csv", headers=env.auth("compliance"))
         assert export.status_code == 200 and export.text.splitlines()[0].startswith("id,started_at")
         assert len(export.text.splitlines()) == 3

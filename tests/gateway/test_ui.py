@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -485,12 +484,8 @@ async def test_entry_page_shows_the_accounting_and_a_verified_receipt(env: Env) 
 async def test_subject_lookup_lists_every_disclosure_of_the_child(
     env: Env, registry_path: Path, captured: io.StringIO
 ) -> None:
-    conn = sqlite3.connect(registry_path)
-    child_id, student = conn.execute(
-        "SELECT child_id, student_number FROM children WHERE status = 'enrolled' ORDER BY child_id LIMIT 1"
-    ).fetchone()
-    conn.close()
-    await extract(env, body={"limit": 3})
+    child_id, student, limit = env.first_enrolled_released(registry_path)
+    await extract(env, body={"limit": limit})
     await extract(env, who="school", agreement="school-transfer", body={"filters": {"student_number": {"eq": student}}})
     log_of(env).checkpoint()
     async with signed_in(env) as client:

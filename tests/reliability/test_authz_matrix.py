@@ -15,7 +15,7 @@ agreement) needs the database-backed registry, so those rows run on a gateway sw
 state (apply, approve, suspend).
 
 Expected values were derived by reading the route code (``gateway/web/routes/*.py``, ``gateway/web/ui/access.py``) and
-DESIGN.md section 4; a cell whose actual behaviour is wrong is marked ``xfail(strict=True)`` with the reason.
+docs/design.md section 6; a cell whose actual behaviour is wrong is marked ``xfail(strict=True)`` with the reason.
 """
 
 from __future__ import annotations

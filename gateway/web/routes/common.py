@@ -21,6 +21,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.services import Services
+from gateway.web.state import set_state
 from policies import Agreement
 from policies.errors import shown_name
 
@@ -53,11 +54,6 @@ def services(request: Request) -> Services:
 def request_id(request: Request) -> str:
     rid: str = request.scope.get("state", {}).get("request_id", "")
     return rid
-
-
-def set_state(request: Request, **values: Any) -> None:
-    """Record facts for the one log event the middleware writes per request (never personal data)."""
-    request.scope.setdefault("state", {}).update(values)
 
 
 async def authenticate(request: Request) -> Principal:

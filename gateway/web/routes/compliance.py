@@ -7,17 +7,15 @@ belongs to someone else answers 404, exactly like one that does not exist.
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
-import io
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from gateway.audit.export import export_stream
 from gateway.audit.reader import DisclosureQuery, LogReader, accounting_json, build_receipt, disclosure_json
 from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
@@ -38,23 +36,6 @@ __all__ = [
 
 _STATUSES = frozenset({"started", "completed", "aborted", "failed"})
 _MAX_PAGE = 1000
-_CSV_COLUMNS = (
-    "id",
-    "started_at",
-    "finished_at",
-    "status",
-    "operation",
-    "recipient",
-    "purpose",
-    "agreement_id",
-    "agreement_version",
-    "approved_by",
-    "legal_basis",
-    "fields",
-    "rows",
-    "bytes",
-    "sha256",
-)
 
 
 def reader(found: Services) -> LogReader:
@@ -145,32 +126,6 @@ async def list_disclosures(request: Request) -> Response:
     return JSONResponse(body)
 
 
-def _csv_line(item: dict[str, Any]) -> bytes:
-    buffer = io.StringIO()
-    fields = ";".join(f"{f['name']}:{f['op']}" for f in item["description"]["fields"])
-    values = [
-        item["id"],
-        item["started_at"],
-        item["finished_at"],
-        item["status"],
-        item["operation"],
-        item["recipient"],
-        item["purpose"],
-        item["agreement"]["id"],
-        item["agreement"]["version"],
-        item["approved_by"],
-        item["legal_basis"],
-        fields,
-        item["rows"],
-        item["bytes"],
-        item["sha256"],
-    ]
-    # Formula-injection guard, as for extracts: legal bases and names are free text written by people.
-    cells = ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v for v in values]
-    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
-    return buffer.getvalue().encode("utf-8")
-
-
 async def export_disclosures(request: Request) -> Response:
     principal = await authenticate(request)
     require_role(principal, "compliance")
@@ -180,25 +135,11 @@ async def export_disclosures(request: Request) -> Response:
     query = _query(request, principal, page=_MAX_PAGE)
     log_reader = reader(services(request))
 
-    async def body() -> AsyncIterator[bytes]:
-        if fmt == "csv":
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\r\n").writerow(_CSV_COLUMNS)
-            yield buffer.getvalue().encode()
-        rows: Iterator[Any] = log_reader.iter_disclosures(query, page=_MAX_PAGE)
-        while True:
-            chunk = await anyio.to_thread.run_sync(lambda: [r for _, r in zip(range(_MAX_PAGE), rows, strict=False)])
-            if not chunk:
-                return
-            items = [disclosure_json(r) for r in chunk]
-            if fmt == "csv":
-                yield b"".join(_csv_line(i) for i in items)
-            else:
-                yield b"".join(json.dumps(i, ensure_ascii=False).encode() + b"\n" for i in items)
-
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
     return StreamingResponse(
-        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="disclosures.{fmt}"'}
+        export_stream(log_reader, query, fmt=fmt, page=_MAX_PAGE),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="disclosures.{fmt}"'},
     )
 
 

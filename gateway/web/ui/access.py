@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from gateway.auth import Principal
 from gateway.errors import AuthError, ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
-from gateway.web.routes.common import set_state
+from gateway.web.state import set_state
 from gateway.web.ui.context import ui
 from gateway.web.ui.csrf import CSRF_FIELD, csrf_token, same_origin, token_matches
 from gateway.web.ui.session import SESSION_COOKIE, Session

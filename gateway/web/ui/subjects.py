@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.audit.reader import accounting_json
-from gateway.web.routes.compliance import subject_hash
+from gateway.audit.subjects import LogKeys
 from gateway.web.ui.access import check_csrf, current_viewer, read_form
 from gateway.web.ui.context import ui
 from gateway.web.ui.queries import checkpoint_info
@@ -51,7 +51,7 @@ async def subject_lookup(request: Request) -> Response:
     def lookup() -> dict[str, Any]:
         # The checkpoint first: every disclosure found was logged before it (or is newer and still listed).
         checkpoint = checkpoint_info(context.engine)
-        rows = context.reader().subject_disclosures(subject_hash(context.services, subject_id))
+        rows = context.reader().subject_disclosures(LogKeys.of(context.services.keyring).subject(subject_id))
         items = [accounting_json(r, "rows") for r in rows]
         return {"subject_id": subject_id, "items": items, "checkpoint": checkpoint}
 

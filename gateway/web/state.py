@@ -1,0 +1,14 @@
+"""What the API routes and the dashboard share about a request: the facts for its one application-log event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+__all__ = ["set_state"]
+
+
+def set_state(request: Request, **values: Any) -> None:
+    """Record facts for the one log event the middleware writes per request (never personal data)."""
+    request.scope.setdefault("state", {}).update(values)
