@@ -72,8 +72,8 @@ def appends(url: str, *, threads: int = 32, per_thread: int = 200) -> dict[str, 
 def fill(url: str, entries: int) -> None:
     """Append ``entries`` through the writer's own group-commit path in groups of 10,000 (the bench does not wait on
     one commit per entry: it builds a large log quickly with exactly the production code that writes it)."""
-    from gateway.audit.log import SqlDisclosureLog, _Pending
     from gateway.audit.signer import LogSigner
+    from gateway.audit.sql_log import SqlDisclosureLog, _Pending
     from gateway.db import create_gateway_engine, init_schema
     from keys import SecretBytes, SigningKey
 
