@@ -121,6 +121,12 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
     de_identified = agreement.purpose in DE_IDENTIFIED_PURPOSES
     released = agreement.released()
     k_anon_qis = set(agreement.k_anonymity.quasi_identifiers) if agreement.k_anonymity else set()
+    # Records that carry a direct identifier unchanged name the person already: a quasi-identifier next to it adds
+    # no linkage risk, so the warning would only be noise on every identifiable agreement (transfers, payments).
+    identified = any(
+        agreement.dataset.columns[n].cls is ColumnClass.DIRECT_IDENTIFIER and isinstance(r, Keep)
+        for n, r in released.items()
+    )
     for name, rule in released.items():
         column = agreement.dataset.columns[name]
         path = f"fields.{name}"
@@ -153,7 +159,12 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
                 path,
                 "a masked identifier can still single a person out; prefer tokenize or drop for research",
             )
-        if column.cls is ColumnClass.QUASI_IDENTIFIER and isinstance(rule, Keep) and name not in k_anon_qis:
+        if (
+            column.cls is ColumnClass.QUASI_IDENTIFIER
+            and isinstance(rule, Keep)
+            and name not in k_anon_qis
+            and not identified
+        ):
             add(
                 "warning",
                 "raw-quasi-identifier",
