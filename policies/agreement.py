@@ -21,7 +21,15 @@ from typing import Any
 from ._yaml import Node, parse_yaml
 from .catalog import Catalog, ColumnType, Dataset
 from .errors import FilterError, PolicyLoadError, UnknownFieldError
-from .filters import Filter, parse_filters
+from .filters import (
+    OPERATORS,
+    FieldFilter,
+    Filter,
+    FilterNotAllowed,
+    check_granularity,
+    filter_permission,
+    parse_filters,
+)
 from .rules import Drop, Redact, Rule, Tokenize, describe_rule, parse_rule
 
 __all__ = [
@@ -141,6 +149,10 @@ class Agreement:
     description: str = ""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     reidentification: ReidentificationSpec = ReidentificationSpec()
+    #: per filterable field, the operators and release rules requester filters are checked against
+    filters: Mapping[str, FieldFilter] = field(default_factory=dict)
+    #: per verifiable field, how a verify claim is checked (eq on the exact value: that is what a claim is)
+    claims: Mapping[str, FieldFilter] = field(default_factory=dict)
 
     def released(self) -> dict[str, Rule]:
         """Columns that leave under this agreement (every rule but ``drop``), in the agreement's order."""
@@ -204,6 +216,93 @@ def _columns(node: Node, dataset: Dataset, what: str) -> list[str]:
             target = node.as_list()[i] if isinstance(node.value, list) else node
             target.fail(f"{what}: unknown column {name!r} in dataset {dataset.name!r}")
     return names
+
+
+def _filterable(node: Node, dataset: Dataset) -> list[tuple[str, frozenset[str] | None, Node]]:
+    """``filterable`` entries: a field name (its operators follow from how it is released) or ``{field: [op, ...]}``
+    (the operators the agreement allows, needed for lookup keys: identifiers, tokens, masked fields)."""
+    items = [node] if isinstance(node.value, str) else node.as_list()
+    result: list[tuple[str, frozenset[str] | None, Node]] = []
+    seen: set[str] = set()
+    for item in items:
+        declared: frozenset[str] | None = None
+        if isinstance(item.value, dict):
+            spec = item.mapping()
+            if len(spec) != 1:
+                item.fail("an entry with operators names one field: {field: [eq, in]}")
+            ((name, ops_node),) = spec.items()
+            ops = ops_node.as_str_list(nonempty=True)
+            for i, op in enumerate(ops):
+                if op not in OPERATORS:
+                    target = ops_node.as_list()[i] if isinstance(ops_node.value, list) else ops_node
+                    target.fail(f"unknown operator {op!r} (expected one of {', '.join(OPERATORS)})")
+            declared = frozenset(ops)
+        else:
+            name = item.as_str()
+        if dataset.column(name) is None:
+            item.fail(f"filterable: unknown column {name!r} in dataset {dataset.name!r}")
+        if name in seen:
+            item.fail(f"duplicate entry {name!r}")
+        seen.add(name)
+        result.append((name, declared, item))
+    return result
+
+
+def _filter_views(
+    operations: list[str], released: Mapping[str, Rule], aggregate: AggregateSpec | None, *, row_scope: bool
+) -> list[tuple[str, Mapping[str, Rule]]]:
+    """What each operation releases, per field: the granularity filters must respect. Requester filters reach
+    extracts and aggregates; the row scope also bounds single records."""
+    views: list[tuple[str, Mapping[str, Rule]]] = []
+    if "extract" in operations or (row_scope and "record" in operations):
+        views.append(("in extracts (fields)", released))
+    if "aggregate" in operations and aggregate is not None:
+        views.append(("in aggregates (aggregate.dimensions)", aggregate.dimensions))
+    return views
+
+
+def _permission(
+    where: Node,
+    dataset: Dataset,
+    name: str,
+    views: list[tuple[str, Mapping[str, Rule]]],
+    declared: frozenset[str] | None,
+    *,
+    row_scope: bool,
+) -> FieldFilter:
+    """The filter permission of one field, or a load error saying under which operation and why it cannot be
+    evaluated at its released granularity (lint's filter-finer-than-release, made an error)."""
+    column = dataset.columns[name]
+    for label, view in views:
+        try:
+            filter_permission(column, (view.get(name),), declared=declared, row_scope=row_scope)
+        except FilterNotAllowed as exc:
+            where.fail(f"{name!r} cannot be filtered {label} at its released granularity: {exc}")
+    try:
+        return filter_permission(
+            column, tuple(view.get(name) for _, view in views), declared=declared, row_scope=row_scope
+        )
+    except FilterNotAllowed as exc:
+        where.fail(f"{name!r} cannot be filtered at its released granularity: {exc}")
+
+
+def _row_scope(node: Node, dataset: Dataset, views: list[tuple[str, Mapping[str, Rule]]]) -> tuple[Filter, ...]:
+    """The row scope, under the same operator rules as requester filters (see ``filter_permission``)."""
+    try:
+        scope = parse_filters(node.plain(), dataset, allowed=None, what="row_scope")
+    except (FilterError, UnknownFieldError) as exc:
+        node.fail(str(exc))
+    if not scope:
+        return scope
+    entries = node.mapping()
+    for flt in scope:
+        where = entries[flt.column]
+        permission = _permission(where, dataset, flt.column, views, None, row_scope=True)
+        try:
+            check_granularity(flt, dataset.columns[flt.column], permission, "row_scope")
+        except FilterError as exc:
+            where.fail(str(exc))
+    return scope
 
 
 def _limits(node: Node) -> Limits:
@@ -426,19 +525,18 @@ def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Ag
     if "aggregate" in operations and aggregate is None:
         root.fail("the aggregate operation needs an aggregate section")
 
-    filterable = frozenset(_columns(spec["filterable"], dataset, "filterable")) if "filterable" in spec else frozenset()
+    request_views = _filter_views(operations, released, aggregate, row_scope=False)
+    filters = {
+        name: _permission(where, dataset, name, request_views, declared, row_scope=False)
+        for name, declared, where in (_filterable(spec["filterable"], dataset) if "filterable" in spec else [])
+    }
     verifiable = frozenset(_columns(spec["verifiable"], dataset, "verifiable")) if "verifiable" in spec else frozenset()
     if verifiable and "verify" not in operations:
         spec["verifiable"].fail("verifiable fields are only used by the verify operation, which is not enabled")
-    try:
-        row_scope = parse_filters(
-            spec["row_scope"].plain() if "row_scope" in spec else None,
-            dataset,
-            allowed=None,
-            what="row_scope",
-        )
-    except (FilterError, UnknownFieldError) as exc:
-        spec["row_scope"].fail(str(exc))
+    # A claim is an exact value the verifier already holds; the answer is one rate-limited boolean (routes/verify.py).
+    claims = {name: FieldFilter(frozenset({"eq"})) for name in verifiable}
+    scope_views = _filter_views(operations, released, aggregate, row_scope=True)
+    row_scope = _row_scope(spec["row_scope"], dataset, scope_views) if "row_scope" in spec else ()
 
     k_anon = None
     disclosure_control = spec.get("disclosure_control")
@@ -474,7 +572,7 @@ def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Ag
         dataset=dataset,
         operations=frozenset(operations),
         row_scope=row_scope,
-        filterable=filterable,
+        filterable=frozenset(filters),
         verifiable=verifiable,
         fields=MappingProxyType(fields),
         k_anonymity=k_anon,
@@ -486,6 +584,8 @@ def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Ag
         description=spec["description"].as_str(nonempty=False) if "description" in spec else "",
         document=MappingProxyType(document),
         reidentification=reidentification,
+        filters=MappingProxyType(filters),
+        claims=MappingProxyType(claims),
     )
 
 

@@ -2,6 +2,9 @@
 
 Errors are things a careful registry would not approve (a raw national ID to researchers, free text without
 redaction); warnings are things an approver should look at (no expiry date, a quasi-identifier released as is).
+
+A filter finer than the release (``filter-finer-than-release``) used to be a warning here; it is now a validation
+error when the agreement loads (``policies.filters.filter_permission``), so no such agreement can be in force.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ LINT_CODES = {
     "quasi-identifier-combination": "warning",
     "free-text-unredacted": "error",
     "identifier-not-exempt": "error",
-    "filter-finer-than-release": "warning",
     "identifiable-without-scope": "warning",
     "no-threshold": "error",
     "no-perturbation": "error",
@@ -119,6 +121,12 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
     de_identified = agreement.purpose in DE_IDENTIFIED_PURPOSES
     released = agreement.released()
     k_anon_qis = set(agreement.k_anonymity.quasi_identifiers) if agreement.k_anonymity else set()
+    # Records that carry a direct identifier unchanged name the person already: a quasi-identifier next to it adds
+    # no linkage risk, so the warning would only be noise on every identifiable agreement (transfers, payments).
+    identified = any(
+        agreement.dataset.columns[n].cls is ColumnClass.DIRECT_IDENTIFIER and isinstance(r, Keep)
+        for n, r in released.items()
+    )
     for name, rule in released.items():
         column = agreement.dataset.columns[name]
         path = f"fields.{name}"
@@ -151,7 +159,12 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
                 path,
                 "a masked identifier can still single a person out; prefer tokenize or drop for research",
             )
-        if column.cls is ColumnClass.QUASI_IDENTIFIER and isinstance(rule, Keep) and name not in k_anon_qis:
+        if (
+            column.cls is ColumnClass.QUASI_IDENTIFIER
+            and isinstance(rule, Keep)
+            and name not in k_anon_qis
+            and not identified
+        ):
             add(
                 "warning",
                 "raw-quasi-identifier",
@@ -164,14 +177,6 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
                 "free-text-unredacted",
                 path,
                 "free text released without redact: notes mention names, ID numbers and phone numbers",
-            )
-        if name in agreement.filterable and not isinstance(rule, Keep):
-            add(
-                "warning",
-                "filter-finer-than-release",
-                f"filterable.{name}",
-                f"{name!r} is released as {rule.name} but filterable on raw values; repeated filters can recover "
-                "what the transform hides",
             )
     _lint_combinations(agreement, add)
     if agreement.aggregate is not None and agreement.aggregate.min_cell < 3:

@@ -141,7 +141,7 @@ def plan_extract(
                 raise UnknownFieldError(f"field {name!r} is not released by agreement {agreement.id!r}")
             names.append(name)
 
-    requested = parse_filters(request.filters, dataset, allowed=agreement.filterable)
+    requested = parse_filters(request.filters, dataset, allowed=agreement.filters)
     # The subject key always comes first: date shifts, redaction context and the subject index need it even when it
     # is not released.
     projection: list[str] = [dataset.subject_key]

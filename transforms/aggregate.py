@@ -163,7 +163,7 @@ def plan_aggregate(agreement: Agreement, request: AggregateRequest, *, today: dt
             )
         measures.append(Measure.parse(text))
     value_columns = tuple(dict.fromkeys(m.column for m in measures if m.column is not None))
-    requested = parse_filters(request.filters, dataset, allowed=agreement.filterable)
+    requested = parse_filters(request.filters, dataset, allowed=agreement.filters)
     projection: list[str] = [dataset.subject_key]
     outputs: list[OutputField] = []
     for name in request.group_by:

@@ -1,6 +1,15 @@
 """SQL registry connector: SQLAlchemy Core, pushed-down projection and conditions, server-side streaming.
 
-Only catalog identifiers reach the SQL text (quoted by SQLAlchemy); every value is a bound parameter. On PostgreSQL
+Only catalog identifiers reach the SQL text (quoted by SQLAlchemy); every value is a bound parameter.
+
+String conditions mean the same on both dialects and in the in-memory fake: exact, case-sensitive comparison of
+characters. ``prefix`` is ``substr(col, 1, n) = value`` (LIKE would be case-insensitive on SQLite and would read
+``%``, ``_`` and the escape character in the value as wildcards); next to it goes a condition only there for an
+index: on SQLite a BINARY range ``value <= col < successor(value)``, on PostgreSQL an escaped ``LIKE 'value%'``
+(case-sensitive there; a ``text_pattern_ops`` or C-collated index serves it). On SQLite ``eq`` and ``in`` on strings
+compare with ``COLLATE BINARY`` too, so a registry column declared ``COLLATE NOCASE`` does not widen them. On
+PostgreSQL equality is exact under every deterministic collation (the default); a column with a nondeterministic
+(case-insensitive ICU) collation would compare by it, for ``eq`` and ``prefix`` alike. On PostgreSQL
 the query runs with ``stream_results`` (a named server-side cursor), so memory stays flat whatever the row count; on
 SQLite rows are fetched incrementally from the cursor.
 """
@@ -43,6 +52,20 @@ _OURS = re.compile(r"p[0-9]+")
 
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _successor(value: str) -> str | bytes:
+    """The least string greater than every string starting with ``value``, in code point order (SQLite's BINARY
+    order on UTF-8): drop trailing U+10FFFF, then step the last character (over the surrogates, which UTF-8 cannot
+    hold). A value made only of U+10FFFF has no such string; an empty BLOB, which SQLite sorts after all text, is
+    the bound then (the substr condition decides anyway)."""
+    stem = value.rstrip("\U0010ffff")
+    if not stem:
+        return b""
+    nxt = ord(stem[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:
+        nxt = 0xE000
+    return stem[:-1] + chr(nxt)
 
 
 class SqlConnector:
@@ -100,7 +123,12 @@ class SqlConnector:
             if flt.op == "in" or flt.op == "between":
                 out += [self._value(ctype, v) for v in flt.value]
             elif flt.op == "prefix":
-                out.append(_escape_like(flt.value) + "%")
+                # the index condition first (see the module docstring), then the exact one: substr(col, 1, n) = value
+                if self._is_sqlite:
+                    out += [flt.value, _successor(flt.value)]
+                else:
+                    out.append(_escape_like(flt.value) + "%")
+                out += [len(flt.value), flt.value]
             elif flt.op in ("eq", "gte", "lte"):
                 out.append(self._value(ctype, flt.value))
             else:
@@ -123,13 +151,25 @@ class SqlConnector:
             return sa.bindparam(f"p{index}", value)
 
         for flt in plan.filters:
-            col = table.c[dataset.columns[flt.column].source_name]
+            col: sa.ColumnElement[Any] = table.c[dataset.columns[flt.column].source_name]
+            is_string = dataset.columns[flt.column].type is ColumnType.STRING
+            if self._is_sqlite and is_string and flt.op in ("eq", "in"):
+                # BINARY is SQLite's default: explicit, a column declared NOCASE cannot make eq case-insensitive
+                col = col.collate("BINARY")
             if flt.op == "eq":
                 condition = col == bind()
             elif flt.op == "in":
                 condition = col.in_([bind() for _ in flt.value])
             elif flt.op == "prefix":
-                condition = col.like(bind(), escape="\\")
+                if self._is_sqlite:
+                    low, high = bind(), bind()
+                    indexed = sa.and_(col.collate("BINARY") >= low, col.collate("BINARY") < high)
+                else:
+                    indexed = col.like(bind(), escape="\\")
+                head: sa.ColumnElement[Any] = sa.func.substr(col, sa.literal_column("1"), bind())
+                if self._is_sqlite:
+                    head = head.collate("BINARY")
+                condition = sa.and_(indexed, head == bind())
             elif flt.op == "gte":
                 condition = col >= bind()
             elif flt.op == "lte":

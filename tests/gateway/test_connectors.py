@@ -165,3 +165,141 @@ def test_unreachable_registry(agreements: dict[str, Agreement], tmp_path: Path) 
         sql.ping()
     with pytest.raises(RegistryUnavailableError):
         sql.stream(_plan(agreements["research-continuity"]), batch_rows=10)
+
+
+# -- string conditions are exact, case-sensitive and wildcard-free on both dialects ------------------------------------
+PROBE_CATALOG = """\
+datasets:
+  probe:
+    table: probe_codes
+    subject_key: id
+    columns:
+      id:   {type: string, class: other}
+      code: {type: string, class: other}
+"""
+PROBE_AGREEMENT = """\
+id: probe-scope
+version: 1
+title: Row scope probe
+parties: [lab]
+purpose: research
+legal_basis: "Ethics approval TEST-2026-1"
+approved_by: approver@example.org
+valid_from: 2026-01-01
+dataset: probe
+row_scope: {code: {%s: %s}}
+fields: {id: keep, code: keep}
+"""
+# Hand-written codes: case variants, LIKE wildcards and the escape character as data, non-ASCII case pairs, and the
+# largest code point (its prefix has no successor string: the SQLite range falls back to an empty BLOB bound).
+PROBE_CODES = [
+    "abc", "ABC", "Abc", "ab%x", "abXx", "a_c", "abc_d", "a\\c", "a\\%c", "ab", "a", "äbc", "ÄBC",
+    "\U0010ffffa", "\U0010ffff", "a%c", "axc", "_x", "%x", "b",
+]  # fmt: skip
+PROBE_SCOPES = [
+    ("prefix", "ab"),
+    ("prefix", "AB"),
+    ("prefix", "a_"),
+    ("prefix", "a%"),
+    ("prefix", "ab%"),
+    ("prefix", "a\\"),
+    ("prefix", "a\\%"),
+    ("prefix", "_"),
+    ("prefix", "%"),
+    ("prefix", "ä"),
+    ("prefix", "\U0010ffff"),
+    ("eq", "abc"),
+    ("eq", "ABC"),
+    ("eq", "a_c"),
+    ("eq", "a%c"),
+    ("eq", "a\\c"),
+    ("in", ["abc", "a%c", "ÄBC"]),
+]
+
+
+def _expected(op: str, value: Any) -> list[tuple[str, str]]:
+    """What eq-semantics say: Python's exact, case-sensitive comparison of characters."""
+    rows = [(f"r{i:02d}", code) for i, code in enumerate(PROBE_CODES)]
+    if op == "prefix":
+        return [r for r in rows if r[1].startswith(value)]
+    if op == "in":
+        return [r for r in rows if r[1] in value]
+    return [r for r in rows if r[1] == value]
+
+
+def _probe_plan(op: str, value: Any) -> ReleasePlan:
+    import json
+
+    from policies import parse_agreement, parse_catalog
+
+    catalog = parse_catalog(PROBE_CATALOG)
+    agreement = parse_agreement(PROBE_AGREEMENT % (op, json.dumps(value, ensure_ascii=False)), catalog)
+    return _plan(agreement)
+
+
+@pytest.fixture(scope="module")
+def probe_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("probe") / "probe.db"
+    conn = sqlite3.connect(path)
+    # NOCASE on the column and an index on it: the gateway's conditions must stay case-sensitive regardless
+    conn.execute("CREATE TABLE probe_codes (id TEXT PRIMARY KEY, code TEXT COLLATE NOCASE)")
+    conn.execute("CREATE INDEX probe_code ON probe_codes (code)")
+    conn.executemany("INSERT INTO probe_codes VALUES (?, ?)", [(f"r{i:02d}", c) for i, c in enumerate(PROBE_CODES)])
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="module")
+def probe_postgres(postgres_url: str) -> str:
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS probe_codes"))
+        conn.execute(sa.text("CREATE TABLE probe_codes (id text PRIMARY KEY, code text)"))
+        conn.execute(sa.text("CREATE INDEX probe_code ON probe_codes (code text_pattern_ops)"))
+        conn.execute(
+            sa.text("INSERT INTO probe_codes VALUES (:i, :c)"),
+            [{"i": f"r{i:02d}", "c": c} for i, c in enumerate(PROBE_CODES)],
+        )
+    engine.dispose()
+    return postgres_url
+
+
+@pytest.mark.parametrize(("op", "value"), PROBE_SCOPES)
+def test_row_scope_strings_are_exact_on_sqlite(probe_sqlite: str, op: str, value: Any) -> None:
+    plan = _probe_plan(op, value)
+    sql = SqlConnector(probe_sqlite)
+    try:
+        assert _rows(sql, plan) == _expected(op, value)
+    finally:
+        sql.close()
+    memory = MemoryConnector({"probe_codes": [{"id": f"r{i:02d}", "code": c} for i, c in enumerate(PROBE_CODES)]})
+    assert _rows(memory, plan) == _expected(op, value)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("op", "value"), PROBE_SCOPES)
+def test_row_scope_strings_are_exact_on_postgres(probe_postgres: str, op: str, value: Any) -> None:
+    plan = _probe_plan(op, value)
+    pg = SqlConnector(probe_postgres)
+    try:
+        assert _rows(pg, plan) == _expected(op, value)
+    finally:
+        pg.close()
+
+
+def test_sqlite_prefix_uses_the_index(agreements: dict[str, Agreement], registry_path: Path) -> None:
+    # The BINARY range next to the exact substr condition is there for the index (the demo registry indexes
+    # residence_code): a prefix search must not scan the table. LIKE, case-insensitive on SQLite, could not use it.
+    plan = _plan(agreements["research-continuity"], {"residence_code": {"prefix": "11"}})
+    sql = SqlConnector(f"sqlite:///{registry_path}")
+    try:
+        text, params = sql._sqlite_statement(plan)
+    finally:
+        sql.close()
+    conn = sqlite3.connect(registry_path)
+    try:
+        detail = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params))
+    finally:
+        conn.close()
+    assert "idx_children_residence_code (residence_code>? AND residence_code<?)" in detail, detail

@@ -27,7 +27,7 @@ legal_basis: "Approval"
 approved_by: li.ming@registry.example
 valid_from: 2026-01-01
 dataset: children
-filterable: [status, birth_date]
+filterable: [migrant, birth_date]
 fields:
   child_id: tokenize
   birth_date: {generalize: year}
@@ -174,13 +174,14 @@ async def test_limit_applies_after_k_anonymity(env: Env) -> None:
 
 async def test_filters_narrow_the_classes(env: Env) -> None:
     add(env, LINKAGE)
-    # Half a year of births: classes are formed over the filtered records, so some become small and are withheld.
-    body = {"filters": {"birth_date": {"between": ["2021-01-01", "2021-06-30"]}, "status": {"eq": "enrolled"}}}
+    # Migrant children born in one year: classes are formed over the filtered records, so some become small and are
+    # withheld. (A filter acts at the released granularity: birth_date is released by year, so bounds are years.)
+    body = {"filters": {"birth_date": {"between": ["2022-01-01", "2022-12-31"]}, "migrant": {"eq": True}}}
     async with env.client() as client:
         response = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"), json=body)
     assert response.status_code == 200, response.text
     rows = ndjson(response)
-    assert rows and {r["birth_date"] for r in rows} == {"2021"}
+    assert rows and {r["birth_date"] for r in rows} == {"2022"} and all(r["migrant"] for r in rows)
     classes = Counter((r["birth_date"], r["gender"], r["residence_code"]) for r in rows)
     assert min(classes.values()) >= 5
     details = finished_details(env, response.headers["x-disclosure-id"])["k_anonymity"]

@@ -95,7 +95,10 @@ def parse_claims(agreement: Agreement, raw: Any) -> tuple[Filter, ...]:
             )
     try:
         return parse_filters(
-            {name: {"eq": value} for name, value in raw.items()}, agreement.dataset, allowed=None, what="claims"
+            {name: {"eq": value} for name, value in raw.items()},
+            agreement.dataset,
+            allowed=agreement.claims,
+            what="claims",
         )
     except RequestError as exc:
         raise ValidationError(str(exc), code=exc.code) from exc
