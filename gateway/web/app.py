@@ -23,6 +23,7 @@ from gateway.applog import get_logger
 from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
 from gateway.web.problems import problem_response
+from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.admin_agreements import (
     agreement_versions,
     apply_agreement,
@@ -115,17 +116,19 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 class RequestContextMiddleware:
     """Request id, security headers, and one structured log event per request (after the body is sent)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, ids: RequestIds) -> None:
         self.app = app
+        self.ids = ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        # Accept a caller's id only when it is short and plain, so it cannot smuggle data into the log.
-        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum() else new_id()
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1").strip()
+        # Never the caller's text (it could be a national ID): a keyed hash of it, or a server id. The response
+        # header carries the same logged id, so the caller can pair it with its own (gateway/web/request_ids.py).
+        request_id = await self.ids.issue(incoming)
         state["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
@@ -229,5 +232,6 @@ def create_app(services: Services) -> Starlette:
         lifespan=_lifespan,
     )
     app.state.services = services
-    app.add_middleware(RequestContextMiddleware)
+    ids = RequestIds(lambda: services.keyring.derive(KEY_OWNER, KEY_PURPOSE).reveal(), new_id)
+    app.add_middleware(RequestContextMiddleware, ids=ids)
     return app
