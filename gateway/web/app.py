@@ -25,6 +25,7 @@ from gateway.services import Services
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.admin_agreements import (
+    agreement_version,
     agreement_versions,
     apply_agreement,
     approve_version,
@@ -201,6 +202,7 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/agreements/{agreement_id}/records/{subject_id}", records, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/verify", verify, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/versions", agreement_versions, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}/versions/{version}", agreement_version, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/reidentify", request_reidentification, methods=["POST"]),
         Route("/v1/reidentifications/{request_id}", get_reidentification, methods=["GET"]),
         Route("/v1/admin/agreements", list_admin_agreements, methods=["GET"]),

@@ -20,6 +20,8 @@ from gateway.audit.receipts import verify_receipt
 from gateway.audit.signer import LogVerifier
 from gateway.cli.main import main
 from tests.gateway.harness import Env
+from tests.gateway.lifecycle_support import RESEARCH as RESEARCH_TEXT
+from tests.gateway.lifecycle_support import activate, use_store
 from tests.gateway.test_extract_http import assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -187,3 +189,44 @@ async def test_the_receipt_of_a_disclosure_that_did_not_complete_fails(env: Env,
     assert not report.ok
     assert any(f"ended '{status}'" in p for p in report.problems), report.problems
     assert _cli(tmp_path, receipt, env) == 1
+
+
+# -- 4. a party removed from a version does not read that version ------------------------------------------------
+async def test_a_party_removed_from_version_2_does_not_read_it(env: Env) -> None:
+    use_store(env)
+    v2 = (
+        RESEARCH_TEXT.replace("version: 1", "version: 2")
+        .replace("parties: [pku-education-lab]", "parties: [receiving-school]")
+        .replace("  gender:          keep\n", "")
+    )
+    base = "/v1/agreements/research-continuity/versions"
+    async with env.client() as client:
+        await activate(client, env, RESEARCH_TEXT)
+        await activate(client, env, v2)
+        removed_list = await client.get(base, headers=env.auth("research"))
+        removed_v1 = await client.get(f"{base}/1", headers=env.auth("research"))
+        removed_v2 = await client.get(f"{base}/2", headers=env.auth("research"))
+        missing = await client.get(f"{base}/3", headers=env.auth("research"))
+        added_list = await client.get(base, headers=env.auth("school"))
+        added_v1 = await client.get(f"{base}/1", headers=env.auth("school"))
+        oversight = await client.get(base, headers=env.auth("compliance"))
+        oversight_v2 = await client.get(f"{base}/2", headers=env.auth("admin"))
+        stranger = await client.get(f"{base}/1", headers=env.auth("outsider"))
+    # The removed party keeps its own version and does not see v2 in the listing, its text or a diff to it.
+    assert removed_list.status_code == 200
+    assert [v["version"] for v in removed_list.json()["versions"]] == [1]
+    assert "receiving-school" not in removed_list.text
+    assert removed_v1.status_code == 200 and removed_v1.json()["text"] == RESEARCH_TEXT
+    # 404, not 403: exactly what a version that does not exist gets, so its existence is not confirmed.
+    p2, p3 = assert_problem(removed_v2, 404, "not-found"), assert_problem(missing, 404, "not-found")
+    assert p2["title"] == p3["title"]
+    assert "receiving-school" not in removed_v2.text
+    # The new party sees v2 only: no v1 text, and no diff (it would show v1's lines).
+    assert [v["version"] for v in added_list.json()["versions"]] == [2]
+    assert "diff" not in added_list.json()["versions"][0]
+    assert "pku-education-lab" not in added_list.text
+    assert_problem(added_v1, 404, "not-found")
+    # Oversight roles read every version, as before.
+    assert [v["version"] for v in oversight.json()["versions"]] == [1, 2]
+    assert oversight_v2.status_code == 200 and oversight_v2.json()["text"] == v2
+    assert_problem(stranger, 404, "not-found")

@@ -97,6 +97,8 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
     "versions": Endpoint("GET", "/v1/agreements/research-continuity/versions", "research"),
     "versions-revoked": Endpoint("GET", "/v1/agreements/finance-subsidy/versions", "finance"),
     "versions-missing": Endpoint("GET", "/v1/agreements/no-such-agreement/versions", "research"),
+    "version": Endpoint("GET", "/v1/agreements/research-continuity/versions/1", "research"),
+    "version-missing": Endpoint("GET", "/v1/agreements/research-continuity/versions/99", "research"),
     "extract-revoked": Endpoint("POST", "/v1/agreements/finance-subsidy/extract", "finance", {"limit": 1}),
     "verify-revoked": Endpoint("POST", "/v1/agreements/finance-subsidy/verify", "finance", VERIFY),
     "extract-suspended": Endpoint("POST", "/v1/agreements/school-transfer/extract", "school", {"limit": 1}),
@@ -163,10 +165,12 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     # Dashboard: compliance or admin only; a browser without a session is sent to sign in.
     ("ui",                 DASH,    DASH,     200,        200,    DASH,     303),
     # -- lifecycle (database-backed agreements) --
-    # A party sees the non-draft versions of its agreement; to others it does not exist.
+    # A party sees the non-draft versions that name it as a party; to others they do not exist.
     ("versions",           200,     NF,       200,        200,    200,      UA),
     ("versions-revoked",   200,     NF,       200,        200,    200,      UA),
     ("versions-missing",   NF,      NF,       NF,         NF,     NF,       UA),
+    ("version",            200,     NF,       200,        200,    200,      UA),
+    ("version-missing",    NF,      NF,       NF,         NF,     NF,       UA),
     # A revoked / suspended agreement is named as such to its parties; to everyone else it does not exist.
     ("extract-revoked",    "403:agreement-revoked", NF, NF, NF, NF,         UA),
     ("verify-revoked",     "403:agreement-revoked", NF, NF, NF, NF,         UA),
