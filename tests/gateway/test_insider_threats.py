@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 
@@ -23,6 +24,7 @@ from tests.gateway.harness import Env
 from tests.gateway.lifecycle_support import RESEARCH as RESEARCH_TEXT
 from tests.gateway.lifecycle_support import activate, use_store
 from tests.gateway.test_extract_http import assert_problem
+from tests.gateway.test_ui import csrf as _csrf
 
 pytestmark = pytest.mark.anyio
 
@@ -230,3 +232,117 @@ async def test_a_party_removed_from_version_2_does_not_read_it(env: Env) -> None
     assert [v["version"] for v in oversight.json()["versions"]] == [1, 2]
     assert oversight_v2.status_code == 200 and oversight_v2.json()["text"] == v2
     assert_problem(stranger, 404, "not-found")
+
+
+# -- 3. failed authentication is throttled -------------------------------------------------------------------------
+def _client_from(env: Env, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=env.app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
+
+
+def _count_checks(env: Env, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every key check the authenticator does (the database read and HMAC the throttle must spare)."""
+    checks: list[str] = []
+    authenticator = env.services.authenticator
+    real = authenticator.authenticate
+
+    def counted(api_key: str) -> Any:
+        checks.append("check")
+        return real(api_key)
+
+    monkeypatch.setattr(authenticator, "authenticate", counted)
+    return checks
+
+
+def _key_id(n: int) -> str:
+    return base64.b32encode(n.to_bytes(10, "big")).decode().lower()
+
+
+def _forged(env: Env, who: str) -> str:
+    """The key of ``who`` with its secret changed: right key id, wrong secret."""
+    key = env.keys[who]
+    return key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+
+
+async def test_failed_api_keys_are_throttled_per_address_without_checking_them(
+    env: Env, monkeypatch: pytest.MonkeyPatch, captured: io.StringIO
+) -> None:
+    limit = env.services.auth_throttle.by_address.limit
+    checks = _count_checks(env, monkeypatch)
+    # Each guess names another key id, so only the per-address counter can stop them.
+    guesses = [f"dxg_{_key_id(n)}_{'x' * 43}" for n in range(limit + 3)]
+    async with _client_from(env, "203.0.113.7") as attacker, _client_from(env, "198.51.100.2") as other:
+        for guess in guesses[:limit]:
+            response = await attacker.get("/v1/agreements", headers={"Authorization": f"Bearer {guess}"})
+            assert_problem(response, 401, "unauthenticated")
+        # Successes from another address are unaffected and never reset or add to anyone's count.
+        for _ in range(3):
+            assert (await other.get("/v1/agreements", headers=env.auth("research"))).status_code == 200
+        checked = len(checks)
+        blocked = await attacker.get("/v1/agreements", headers={"Authorization": f"Bearer {guesses[limit]}"})
+        # Even a valid key is refused from this address until the window passes (it is not checked either).
+        valid = await attacker.post(RESEARCH, headers=env.auth("research"), json={})
+        ui = await attacker.get("/ui/", headers={"Authorization": f"Bearer {guesses[limit + 1]}"})
+    problem = assert_problem(blocked, 429, "too-many-failed-authentications")
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    assert problem["request_id"] == blocked.headers["x-request-id"]
+    assert_problem(valid, 429, "too-many-failed-authentications")
+    assert_problem(ui, 429, "too-many-failed-authentications")  # the dashboard's Bearer path: the same counters
+    assert len(checks) == checked  # refused without any key check
+    assert "x-disclosure-id" not in valid.headers
+    texts = [blocked.text, valid.text, json.dumps(dict(blocked.headers)), captured.getvalue()]
+    for secret in (*guesses, *(_key_id(n) for n in range(limit + 3)), env.keys["research"], "203.0.113.7"):
+        assert all(secret not in text for text in texts)
+    assert "auth_failures_limit_reached" in captured.getvalue()
+
+
+async def test_failures_naming_one_key_id_are_throttled_from_any_address(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = env.services.auth_throttle.by_key_id.limit
+    forged = _forged(env, "compliance")
+    for n in range(limit):
+        async with _client_from(env, f"192.0.2.{n + 1}") as client:
+            response = await client.get("/v1/disclosures", headers={"Authorization": f"Bearer {forged}"})
+            assert_problem(response, 401, "unauthenticated")
+    checks = _count_checks(env, monkeypatch)
+    async with _client_from(env, "192.0.2.200") as fresh:
+        blocked = await fresh.get("/v1/disclosures", headers={"Authorization": f"Bearer {forged}"})
+        other_key = await fresh.get("/v1/disclosures", headers=env.auth("research"))
+    assert_problem(blocked, 429, "too-many-failed-authentications")
+    assert "retry-after" in blocked.headers and checks == ["check"]  # only the other key was checked
+    assert forged not in blocked.text and forged.split("_")[1] not in blocked.text
+    assert other_key.status_code == 200
+
+
+async def test_failed_dashboard_sign_ins_are_throttled(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = env.services.auth_throttle.by_address.limit
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    async with _client_from(env, "203.0.113.50") as browser:
+        page = await browser.get("/ui/sign-in")
+        token = _csrf(page.text)
+
+        async def attempt(key: str, accept: str = "text/html") -> httpx.Response:
+            form = {"csrf_token": token, "api_key": key, "next": ""}
+            return await browser.post("/ui/sign-in", data=form, headers={**same_origin, "Accept": accept})
+
+        for n in range(limit):
+            wrong = await attempt(f"dxg_{_key_id(n)}_{'y' * 43}")
+            assert wrong.status_code == 401
+        checks = _count_checks(env, monkeypatch)
+        page_429 = await attempt(env.keys["compliance"])
+        problem_429 = await attempt("dxg_nope", accept="application/json")
+    # A browser gets the sign-in page again, with the reason; a script gets the problem. Both say when to retry.
+    assert page_429.status_code == 429 and "Too many failed sign-ins" in page_429.text
+    assert 1 <= int(page_429.headers["retry-after"]) <= 60
+    assert "dxg_ui_session" not in page_429.headers.get("set-cookie", "")
+    assert_problem(problem_429, 429, "too-many-failed-authentications")
+    assert "retry-after" in problem_429.headers
+    assert checks == []
+    assert env.keys["compliance"] not in page_429.text and "dxg_nope" not in problem_429.text
+    # Another address signs in as usual.
+    async with _client_from(env, "198.51.100.9") as colleague:
+        page = await colleague.get("/ui/sign-in")
+        form = {"csrf_token": _csrf(page.text), "api_key": env.keys["compliance"], "next": ""}
+        signed_in = await colleague.post("/ui/sign-in", data=form, headers=same_origin)
+    assert signed_in.status_code == 303

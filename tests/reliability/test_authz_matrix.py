@@ -31,6 +31,7 @@ import pytest
 
 from gateway.audit.log import SqlDisclosureLog
 from gateway.auth import PrincipalStore
+from gateway.throttle import AuthThrottle
 from gateway.web.routes.common import new_id
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
@@ -391,6 +392,9 @@ async def test_a_requester_lists_only_its_own_disclosures_whatever_it_asks(data_
 async def test_a_bad_key_is_401_everywhere(data_env: Env, subject_id: str, endpoint: str, header: str) -> None:
     spec = DATA_ENDPOINTS[endpoint]
     ids = {"cid": subject_id, "missing": new_id(), "disc": await _ensure_disclosure(data_env)}
+    # Fresh failure counters per cell: the module's gateway meets over a hundred bad keys from one address, which the
+    # failed-authentication throttle would answer with 429 after ten (tested in tests/gateway/test_insider_threats.py).
+    data_env.services.auth_throttle = AuthThrottle()
     async with data_env.client() as client:
         response = await client.request(
             spec.method,
