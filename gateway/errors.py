@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AuditUnavailableError",
     "AuthError",
+    "AuthThrottledError",
     "ConfigError",
     "EgressBlockedError",
     "ForbiddenError",
@@ -60,6 +61,20 @@ class AuthError(GatewayError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="dx-gateway"'})
+
+
+class AuthThrottledError(GatewayError):
+    """Too many failed authentications from this client address or naming this key id (gateway.throttle)."""
+
+    status = 429
+    code = "too-many-failed-authentications"
+    title = "Too many failed authentications"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many failed authentications from this address or for this key; try again in {retry_after} s",
+            headers={"Retry-After": str(max(1, retry_after))},
+        )
 
 
 class ForbiddenError(GatewayError):

@@ -16,6 +16,7 @@ from gateway.auth import Principal
 from gateway.connectors import Connector
 from gateway.controls.budget import PrivacyBudget
 from gateway.controls.redaction import RedactionService
+from gateway.throttle import AuthThrottle
 from keys import KeyRing
 from policies import Agreement, Catalog
 
@@ -58,6 +59,8 @@ class Services:
     signer: LogSigner | None = None
     #: the agreement lifecycle (drafts, approvals, states), built once per process; None: agreements from files only
     lifecycle: AgreementLifecycle | None = None
+    #: failed API-key checks per client address and key id, for the API and the dashboard sign-in (this process)
+    auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()

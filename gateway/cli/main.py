@@ -90,6 +90,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument("file", type=Path)
     rverify.add_argument("--public-key", type=Path, required=True, help="the log's public key (PEM, log.pub)")
     rverify.add_argument("--content", type=Path, default=None, help="the released bytes, to check their SHA-256")
+    rverify.add_argument(
+        "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
+    )
     return parser
 
 
@@ -343,7 +346,7 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
             content = args.content.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{args.content}: cannot read: {exc.strerror}") from exc
-    report = verify_receipt(receipt, verifier, content=content)
+    report = verify_receipt(receipt, verifier, content=content, disclosure_id=args.disclosure_id)
     if not report.ok:
         print(f"receipt INVALID: {report.problems[0]}")
         for extra in report.problems[1:]:
@@ -352,8 +355,8 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
     size = report.checkpoint.size if report.checkpoint is not None else "?"
     kinds = ", ".join(f"{e['type']} (index {e['index']})" for e in report.entries)
     print(
-        f"receipt OK: {kinds} included in the log signed at size {size}"
-        + ("; content matches" if content is not None else "")
+        f"receipt OK: disclosure {receipt['disclosure_id']} completed; {kinds} included in the log signed at size "
+        f"{size}" + ("; content matches" if content is not None else "; content not checked (pass --content)")
     )
     return 0
 

@@ -23,7 +23,9 @@ from gateway.applog import get_logger
 from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
 from gateway.web.problems import problem_response
+from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.admin_agreements import (
+    agreement_version,
     agreement_versions,
     apply_agreement,
     approve_version,
@@ -115,17 +117,19 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 class RequestContextMiddleware:
     """Request id, security headers, and one structured log event per request (after the body is sent)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, ids: RequestIds) -> None:
         self.app = app
+        self.ids = ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        # Accept a caller's id only when it is short and plain, so it cannot smuggle data into the log.
-        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.replace("-", "").isalnum() else new_id()
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1").strip()
+        # Never the caller's text (it could be a national ID): a keyed hash of it, or a server id. The response
+        # header carries the same logged id, so the caller can pair it with its own (gateway/web/request_ids.py).
+        request_id = await self.ids.issue(incoming)
         state["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
@@ -198,6 +202,7 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/agreements/{agreement_id}/records/{subject_id}", records, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/verify", verify, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/versions", agreement_versions, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}/versions/{version}", agreement_version, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/reidentify", request_reidentification, methods=["POST"]),
         Route("/v1/reidentifications/{request_id}", get_reidentification, methods=["GET"]),
         Route("/v1/admin/agreements", list_admin_agreements, methods=["GET"]),
@@ -229,5 +234,6 @@ def create_app(services: Services) -> Starlette:
         lifespan=_lifespan,
     )
     app.state.services = services
-    app.add_middleware(RequestContextMiddleware)
+    ids = RequestIds(lambda: services.keyring.derive(KEY_OWNER, KEY_PURPOSE).reveal(), new_id)
+    app.add_middleware(RequestContextMiddleware, ids=ids)
     return app

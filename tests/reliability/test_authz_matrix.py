@@ -31,6 +31,7 @@ import pytest
 
 from gateway.audit.log import SqlDisclosureLog
 from gateway.auth import PrincipalStore
+from gateway.throttle import AuthThrottle
 from gateway.web.routes.common import new_id
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
@@ -97,6 +98,8 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
     "versions": Endpoint("GET", "/v1/agreements/research-continuity/versions", "research"),
     "versions-revoked": Endpoint("GET", "/v1/agreements/finance-subsidy/versions", "finance"),
     "versions-missing": Endpoint("GET", "/v1/agreements/no-such-agreement/versions", "research"),
+    "version": Endpoint("GET", "/v1/agreements/research-continuity/versions/1", "research"),
+    "version-missing": Endpoint("GET", "/v1/agreements/research-continuity/versions/99", "research"),
     "extract-revoked": Endpoint("POST", "/v1/agreements/finance-subsidy/extract", "finance", {"limit": 1}),
     "verify-revoked": Endpoint("POST", "/v1/agreements/finance-subsidy/verify", "finance", VERIFY),
     "extract-suspended": Endpoint("POST", "/v1/agreements/school-transfer/extract", "school", {"limit": 1}),
@@ -163,10 +166,12 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     # Dashboard: compliance or admin only; a browser without a session is sent to sign in.
     ("ui",                 DASH,    DASH,     200,        200,    DASH,     303),
     # -- lifecycle (database-backed agreements) --
-    # A party sees the non-draft versions of its agreement; to others it does not exist.
+    # A party sees the non-draft versions that name it as a party; to others they do not exist.
     ("versions",           200,     NF,       200,        200,    200,      UA),
     ("versions-revoked",   200,     NF,       200,        200,    200,      UA),
     ("versions-missing",   NF,      NF,       NF,         NF,     NF,       UA),
+    ("version",            200,     NF,       200,        200,    200,      UA),
+    ("version-missing",    NF,      NF,       NF,         NF,     NF,       UA),
     # A revoked / suspended agreement is named as such to its parties; to everyone else it does not exist.
     ("extract-revoked",    "403:agreement-revoked", NF, NF, NF, NF,         UA),
     ("verify-revoked",     "403:agreement-revoked", NF, NF, NF, NF,         UA),
@@ -387,6 +392,9 @@ async def test_a_requester_lists_only_its_own_disclosures_whatever_it_asks(data_
 async def test_a_bad_key_is_401_everywhere(data_env: Env, subject_id: str, endpoint: str, header: str) -> None:
     spec = DATA_ENDPOINTS[endpoint]
     ids = {"cid": subject_id, "missing": new_id(), "disc": await _ensure_disclosure(data_env)}
+    # Fresh failure counters per cell: the module's gateway meets over a hundred bad keys from one address, which the
+    # failed-authentication throttle would answer with 429 after ten (tested in tests/gateway/test_insider_threats.py).
+    data_env.services.auth_throttle = AuthThrottle()
     async with data_env.client() as client:
         response = await client.request(
             spec.method,

@@ -50,6 +50,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.audit.log import SqlDisclosureLog
+from gateway.throttle import AuthThrottle
 from gateway.web.openapi.document import openapi_document
 from gateway.web.problems import PROBLEM_TYPE_BASE
 from policies import Catalog
@@ -212,6 +213,10 @@ def deployment(
     ticks = itertools.count()
     start = dt.datetime.combine(TODAY, dt.time(10, 0), tzinfo=dt.UTC)
     env.services.clock = lambda: start + dt.timedelta(seconds=next(ticks))
+    # Thousands of requests with a wrong key from one address would meet only the failed-authentication throttle's
+    # 429 after the first few; lift it so these roles keep exercising the 401 path (the throttle is tested in
+    # tests/gateway/test_insider_threats.py and test_throttle.py).
+    env.services.auth_throttle = AuthThrottle(per_address=10**9, per_key_id=10**9)
     ids = anyio.run(_prepare, env)
     schema = schemathesis.openapi.from_asgi("/openapi.json", _fixture_owned_lifespan(env.app))
     # The credential is the role's, never a generated one: no example of a keyed role goes out without its key

@@ -60,7 +60,35 @@ _SUBJECT_ID = {
 }
 
 
+_THROTTLED = (
+    "Too many failed API-key checks from this address or for this key id (too-many-failed-authentications; "
+    "Retry-After says when to try again)"
+)
+
+
+def _with_auth_throttle(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that checks an API key can also answer 429 (gateway.throttle), before any check."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "401" not in responses:
+                continue
+            if "429" in responses:
+                responses["429"] = {
+                    **responses["429"],
+                    "description": f"{responses['429']['description']}; or: {_THROTTLED}",
+                }
+            else:
+                responses["429"] = problem_responses({429: _THROTTLED}, (429,), {})["429"]
+            responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
+    return document
+
+
 def openapi_document() -> dict[str, Any]:
+    return _with_auth_throttle(_document())
+
+
+def _document() -> dict[str, Any]:
     agreement_id = {
         "name": "agreement_id",
         "in": "path",

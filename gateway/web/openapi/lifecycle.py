@@ -148,8 +148,8 @@ def lifecycle_paths() -> dict[str, Any]:
     return {
         "/v1/agreements/{agreement_id}/versions": {
             "get": {
-                "summary": "Versions of an agreement with their states, texts and diffs (oversight; parties see the "
-                "approved versions of their own agreements)",
+                "summary": "Versions of an agreement with their states, texts and diffs (oversight; others see only "
+                "the approved versions that name them as a party)",
                 "parameters": [_ID],
                 "responses": {
                     "200": {
@@ -171,6 +171,17 @@ def lifecycle_paths() -> dict[str, Any]:
                             }
                         ),
                     },
+                    **_problems(401, 404, 501),
+                },
+            }
+        },
+        "/v1/agreements/{agreement_id}/versions/{version}": {
+            "get": {
+                "summary": "One version of an agreement with its text (oversight; others only an approved version "
+                "that names them as a party: any other answers 404, as if it did not exist)",
+                "parameters": [_ID, _VERSION],
+                "responses": {
+                    "200": {"description": "The version", **_json(_ref("AgreementVersionWithText"))},
                     **_problems(401, 404, 501),
                 },
             }

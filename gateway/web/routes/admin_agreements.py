@@ -44,6 +44,7 @@ from transforms.redaction import DeferredNames
 
 __all__ = [
     "PREVIEW_ROWS",
+    "agreement_version",
     "agreement_versions",
     "apply_agreement",
     "approve_version",
@@ -187,21 +188,28 @@ def _document(version: StoredVersion) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
+def _visible(principal: Principal, versions: list[StoredVersion]) -> list[StoredVersion]:
+    """The versions ``principal`` may read: oversight roles all of them; anyone else only the approved (non-draft)
+    versions that name it as a party. A party removed in a later version does not read that version's text (nor
+    learn from a diff what changed in it); it keeps reading the versions it was a party to."""
+    if principal.roles & OVERSIGHT_ROLES:
+        return versions
+    # Drafts are internal until approved.
+    return [v for v in versions if v.state != DRAFT and principal.name in _parties(v)]
+
+
 @_with_problems
 async def agreement_versions(request: Request) -> Response:
-    """GET /v1/agreements/{id}/versions — versions with texts and diffs (oversight: all; parties: non-drafts)."""
+    """GET /v1/agreements/{id}/versions — versions with texts and diffs (oversight: all; parties: the approved
+    versions they are a party to)."""
     principal = await authenticate(request)
     lifecycle = lifecycle_of(services(request))
     agreement_id = request.path_params["agreement_id"]
-    versions = await anyio.to_thread.run_sync(lifecycle.versions, agreement_id)
-    if not principal.roles & OVERSIGHT_ROLES:
-        # Drafts are internal until approved; a party sees the versions of agreements it is a party to.
-        versions = [v for v in versions if v.state != DRAFT]
-        if not any(principal.name in _parties(v) for v in versions):
-            versions = []
+    versions = _visible(principal, await anyio.to_thread.run_sync(lifecycle.versions, agreement_id))
     if not versions:
         raise NotFoundError(f"there is no agreement with id {shown_name(agreement_id)} that you can see")
     items = []
+    # Diffs run between the versions shown, so a party never sees the text of a version it cannot read.
     for previous, current in zip([None, *versions[:-1]], versions, strict=True):
         item: dict[str, Any] = current.describe()
         if previous is not None:
@@ -215,6 +223,20 @@ async def agreement_versions(request: Request) -> Response:
             )
         items.append(item)
     return JSONResponse({"agreement_id": agreement_id, "versions": items})
+
+
+@_with_problems
+async def agreement_version(request: Request) -> Response:
+    """GET /v1/agreements/{id}/versions/{v} — one version with its text, under the same rule as the listing; a
+    version the caller may not read is 404 exactly like one that does not exist (403 would confirm it exists)."""
+    principal = await authenticate(request)
+    lifecycle = lifecycle_of(services(request))
+    agreement_id, number = request.path_params["agreement_id"], _version_param(request)
+    versions = _visible(principal, await anyio.to_thread.run_sync(lifecycle.versions, agreement_id))
+    found = next((v for v in versions if v.version == number), None)
+    if found is None:
+        raise NotFoundError(f"agreement {shown_name(agreement_id)} has no version {number} that you can see")
+    return JSONResponse(found.describe())
 
 
 @_with_problems

@@ -7,7 +7,6 @@ import secrets
 import time
 from typing import Any
 
-import anyio.to_thread
 from starlette.requests import Request
 
 from gateway.agreements.store import inactive_agreement
@@ -21,7 +20,8 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.services import Services
-from gateway.web.state import set_state
+from gateway.web.bearer import check_bearer
+from gateway.web.state import request_id, set_state
 from policies import Agreement
 from policies.errors import shown_name
 
@@ -51,23 +51,11 @@ def services(request: Request) -> Services:
     return found
 
 
-def request_id(request: Request) -> str:
-    rid: str = request.scope.get("state", {}).get("request_id", "")
-    return rid
-
-
 async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise AuthError("send your API key as 'Authorization: Bearer <key>'")
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
-        raise AuthError("the Authorization header must be 'Bearer <key>'")
-    authenticator = services(request).authenticator
-    key = credential.strip()
-    principal = authenticator.cached(key) or await anyio.to_thread.run_sync(authenticator.authenticate, key)
-    if principal is None:
-        raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
+    principal = await check_bearer(request, services(request), header)
     set_state(request, principal=principal.name)
     return principal
 

@@ -13,7 +13,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from gateway.auth import Principal
-from gateway.errors import AuthError, ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
+from gateway.errors import ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
+from gateway.web.bearer import check_bearer
 from gateway.web.state import set_state
 from gateway.web.ui.context import ui
 from gateway.web.ui.csrf import CSRF_FIELD, csrf_token, same_origin, token_matches
@@ -59,21 +60,11 @@ def require_dashboard_role(principal: Principal) -> None:
         raise ForbiddenError(REQUESTER_REFUSED, code="dashboard-role-required")
 
 
-async def _bearer(request: Request, header: str) -> Principal:
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
-        raise AuthError("the Authorization header must be 'Bearer <key>'")
-    authenticator = ui(request).services.authenticator
-    principal = await anyio.to_thread.run_sync(authenticator.authenticate, credential.strip())
-    if principal is None:
-        raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
-    return principal
-
-
 async def current_viewer(request: Request) -> Viewer:
     header = request.headers.get("authorization")
     if header:
-        principal = await _bearer(request, header)
+        # The API's check, with its throttling of failures (gateway.throttle).
+        principal = await check_bearer(request, ui(request).services, header)
         set_state(request, principal=principal.name)
         require_dashboard_role(principal)
         return Viewer(principal, None, None)

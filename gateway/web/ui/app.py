@@ -15,8 +15,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from gateway.applog import get_logger
-from gateway.errors import GatewayError
+from gateway.errors import AuthThrottledError, GatewayError
 from gateway.services import Services
+from gateway.web.problems import problem_response
+from gateway.web.state import request_id
 from gateway.web.ui.access import SignInRequired
 from gateway.web.ui.context import UiContext
 from gateway.web.ui.export import export_csv
@@ -34,6 +36,11 @@ _log = get_logger("gateway.web.ui")
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, GatewayError):  # pragma: no cover - registration guarantees the type
         raise exc
+    if isinstance(exc, AuthThrottledError) and "text/html" not in request.headers.get("accept", ""):
+        # A script's Bearer key refused by the throttle: the same 429 problem as the API's.
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, request_id=request_id(request)
+        )
     context = {"status": exc.status, "title": exc.title, "detail": exc.detail}
     return render(request, "error.html", context, status=exc.status, headers=exc.headers)
 

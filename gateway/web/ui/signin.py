@@ -14,6 +14,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.auth import Principal
+from gateway.errors import AuthThrottledError
+from gateway.web.bearer import client_address, presented_key_id
+from gateway.web.problems import problem_response
+from gateway.web.state import request_id
 from gateway.web.ui.access import (
     DASHBOARD_ROLES,
     REQUESTER_REFUSED,
@@ -78,7 +82,9 @@ def _sign_in_page(
         {
             "message": message,
             "error": error,
-            "error_title": {401: "Sign-in failed.", 403: "Not allowed (403)."}.get(status, ""),
+            "error_title": {401: "Sign-in failed.", 403: "Not allowed (403).", 429: "Too many attempts."}.get(
+                status, ""
+            ),
             "login_token": token,
             "next_path": safe_next(request, next_path),
         },
@@ -86,6 +92,23 @@ def _sign_in_page(
     )
     if fresh:
         set_cookie(response, LOGIN_COOKIE, nonce, max_age=LOGIN_TTL, path=base_path(request), secure=_secure(request))
+    return response
+
+
+def _throttled(request: Request, wait: int, *, next_path: str) -> Response:
+    """429 with Retry-After: a page for a browser, ``application/problem+json`` for any other client."""
+    error = AuthThrottledError(wait)
+    if "text/html" not in request.headers.get("accept", ""):
+        return problem_response(
+            error.status, error.code, error.title, error.detail, headers=error.headers, request_id=request_id(request)
+        )
+    response = _sign_in_page(
+        request,
+        status=429,
+        next_path=next_path,
+        error=f"Too many failed sign-ins from this address or with this key. Try again in {wait} seconds.",
+    )
+    response.headers.update(error.headers)
     return response
 
 
@@ -126,10 +149,16 @@ async def sign_in(request: Request) -> Response:
     raw = form.get("api_key")
     api_key = raw.strip() if isinstance(raw, str) else ""
     key_id = api_key_id(api_key)
+    throttle, address = context.services.auth_throttle, client_address(request)
+    # The same counters as the API's: refused before any key check while over the limit.
+    wait = throttle.retry_after(address, presented_key_id(api_key))
+    if wait is not None:
+        return _throttled(request, wait, next_path=str(next_path or ""))
     principal: Principal | None = None
     if key_id is not None:
         principal = await anyio.to_thread.run_sync(context.services.authenticator.authenticate, api_key)
     if principal is None or key_id is None:
+        throttle.failed(address, presented_key_id(api_key))
         return _sign_in_page(
             request,
             status=401,

@@ -1,0 +1,124 @@
+"""Throttling of failed authentication: per client address and per API key id, in this process.
+
+API keys hold 256 random bits, so guessing one is hopeless; what the throttle stops is the cheap part of an attack
+the key's strength does not: hammering the sign-in form and the API with wrong keys (each costing a database read and
+an HMAC), probing which key ids exist, and filling the logs. After ``limit`` failures within ``window_s`` seconds
+from one address, or naming one key id, further attempts get ``429`` with ``Retry-After`` until the oldest of those
+failures leaves the window, without any key check being done. Successful authentications never count and never
+reset the count (or one valid key would let its holder reset the counter while guessing others).
+
+Counters live in the process: a deployment of N processes allows up to N times the limit, and a restart forgets
+them. Behind a reverse proxy every client has the proxy's address (``X-Forwarded-For`` is not trusted: a client
+could send any), so the per-address limit then applies to all clients together; run the proxy's own limits there.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from gateway.applog import get_logger
+
+__all__ = ["AuthThrottle", "SlidingWindowCounter"]
+
+_log = get_logger("gateway.auth")
+
+
+class SlidingWindowCounter:
+    """Events per key in a sliding window of ``window_s`` seconds; a key with ``limit`` events is blocked.
+
+    At most ``max_keys`` keys are tracked: beyond that the keys whose last event is oldest are forgotten (memory stays
+    bounded whatever an attacker sends; it can at worst make the counter forget some keys, not block anyone).
+    """
+
+    def __init__(
+        self, limit: int, window_s: float, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000
+    ) -> None:
+        if limit < 1 or window_s <= 0 or max_keys < 1:
+            raise ValueError("limit and max_keys must be at least 1 and window_s positive")
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._max_keys = max_keys
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the keys: they are addresses and key ids
+        return f"SlidingWindowCounter(limit={self.limit}, window_s={self.window_s}, tracked={len(self._events)})"
+
+    def _live(self, key: str, now: float) -> deque[float] | None:
+        events = self._events.get(key)
+        if events is None:
+            return None
+        while events and events[0] <= now - self.window_s:
+            events.popleft()
+        if not events:
+            del self._events[key]
+            return None
+        return events
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until ``key`` may try again, or None if it is not blocked."""
+        with self._lock:
+            now = self._clock()
+            events = self._live(key, now)
+            if events is None or len(events) < self.limit:
+                return None
+            # Allowed again once enough of the oldest events have left the window to fall below the limit.
+            return events[len(events) - self.limit] + self.window_s - now
+
+    def add(self, key: str) -> bool:
+        """Count one event for ``key``; True if this event reached the limit (the key is now blocked)."""
+        with self._lock:
+            now = self._clock()
+            events = self._live(key, now)
+            if events is None:
+                if len(self._events) >= self._max_keys:
+                    self._evict(now)
+                events = self._events[key] = deque(maxlen=self.limit)
+            else:  # most recently used last, so eviction drops the stalest keys
+                self._events[key] = self._events.pop(key)
+            events.append(now)
+            return len(events) == self.limit
+
+    def _evict(self, now: float) -> None:
+        for key in list(self._events):
+            self._live(key, now)
+        while len(self._events) >= self._max_keys:
+            del self._events[next(iter(self._events))]
+
+
+class AuthThrottle:
+    """Failed API-key checks (API and dashboard sign-in) per client address and per key id."""
+
+    def __init__(
+        self,
+        *,
+        per_address: int = 10,
+        per_key_id: int = 5,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.by_address = SlidingWindowCounter(per_address, window_s, clock=clock)
+        self.by_key_id = SlidingWindowCounter(per_key_id, window_s, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"AuthThrottle(address={self.by_address!r}, key_id={self.by_key_id!r})"
+
+    def retry_after(self, address: str, key_id: str | None) -> int | None:
+        """Whole seconds (at least 1) until an attempt from ``address`` naming ``key_id`` is allowed, or None."""
+        waits = [self.by_address.retry_after(address)]
+        if key_id is not None:
+            waits.append(self.by_key_id.retry_after(key_id))
+        longest = max((w for w in waits if w is not None), default=None)
+        return None if longest is None else max(1, math.ceil(longest))
+
+    def failed(self, address: str, key_id: str | None) -> None:
+        # Logged once when a limit is reached, by kind only: an address or a key id is not for the log.
+        if self.by_address.add(address):
+            _log.warning("auth_failures_limit_reached", kind="client-address", window_s=self.by_address.window_s)
+        if key_id is not None and self.by_key_id.add(key_id):
+            _log.warning("auth_failures_limit_reached", kind="api-key-id", window_s=self.by_key_id.window_s)

@@ -1,0 +1,53 @@
+"""The API-key check the API routes and the dashboard share: ``Authorization: Bearer <key>``, throttled.
+
+Failed checks are counted per client address and per key id (``gateway.throttle``); over a limit a request is
+refused with 429 before any check is done (no database read, no HMAC).
+"""
+
+from __future__ import annotations
+
+import re
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from gateway.auth import Principal
+from gateway.errors import AuthError, AuthThrottledError
+from gateway.services import Services
+
+__all__ = ["check_bearer", "client_address", "presented_key_id"]
+
+_KEY_ID = re.compile(r"^dxg_([a-z2-7]{16})_")
+
+
+def client_address(request: Request) -> str:
+    """The peer address of the connection (never a forwarded-for header: a client can send any)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def presented_key_id(api_key: str) -> str | None:
+    """The key id of something shaped like an API key (``dxg_<key id>_<secret>``), for throttling; else None."""
+    match = _KEY_ID.match(api_key)
+    return match.group(1) if match else None
+
+
+async def check_bearer(request: Request, found: Services, header: str) -> Principal:
+    """The principal of an ``Authorization: Bearer <API key>`` header, or AuthError; AuthThrottledError (429) while
+    the client address or the key id has too many recent failures."""
+    throttle, address = found.auth_throttle, client_address(request)
+    scheme, _, credential = header.partition(" ")
+    key = credential.strip()
+    key_id = presented_key_id(key)
+    # Refused before any check (no database read, no HMAC) while this address or key id is over its limit.
+    wait = throttle.retry_after(address, key_id)
+    if wait is not None:
+        raise AuthThrottledError(wait)
+    if scheme.lower() != "bearer" or not key:
+        throttle.failed(address, None)
+        raise AuthError("the Authorization header must be 'Bearer <key>'")
+    authenticator = found.authenticator
+    principal = authenticator.cached(key) or await anyio.to_thread.run_sync(authenticator.authenticate, key)
+    if principal is None:
+        throttle.failed(address, key_id)
+        raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
+    return principal
