@@ -77,6 +77,8 @@ class DisclosureFinish:
     error: str | None
     details: Mapping[str, Any] | None
     finished_at: dt.datetime
+    #: the subject-set commitment: {"count", "root"} over the subject-index hashes in release order
+    subjects: Mapping[str, Any] | None = None
 
     def entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -91,6 +93,8 @@ class DisclosureFinish:
         }
         if self.details:
             entry["details"] = dict(self.details)
+        if self.subjects is not None:
+            entry["subjects"] = dict(self.subjects)
         return entry
 
 
@@ -137,10 +141,11 @@ def make_finish(
     sha256: str | None,
     error: str | None,
     details: Mapping[str, Any] | None,
+    subjects: Mapping[str, Any] | None = None,
 ) -> DisclosureFinish:
     if status not in FINAL_STATUSES:
         raise ValueError(f"unknown final status {status!r}")
-    return DisclosureFinish(disclosure_id, status, rows, nbytes, sha256, error, details, utcnow())
+    return DisclosureFinish(disclosure_id, status, rows, nbytes, sha256, error, details, utcnow(), subjects)
 
 
 def entry_kind(op: DisclosureStart | DisclosureFinish | LogEvent) -> str:

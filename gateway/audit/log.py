@@ -59,6 +59,7 @@ class DisclosureLog(Protocol):
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
         wait: bool = True,
+        subjects: Mapping[str, Any] | None = None,
     ) -> int | None:
         """Write the final entry. ``wait=False`` queues it and returns None at once: the write-ahead entry is what
         must be durable before bytes leave; a final entry lost in a crash leaves the disclosure ``started``."""

@@ -52,8 +52,9 @@ class MemoryDisclosureLog:
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
         wait: bool = True,
+        subjects: Mapping[str, Any] | None = None,
     ) -> int | None:
-        seq = self._append(make_finish(disclosure_id, status, rows, nbytes, sha256, error, details).entry())
+        seq = self._append(make_finish(disclosure_id, status, rows, nbytes, sha256, error, details, subjects).entry())
         return seq if wait else None
 
     def flush(self) -> None:

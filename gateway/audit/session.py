@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +22,10 @@ import anyio
 import anyio.to_thread
 
 from gateway.audit.log import DisclosureLog, DisclosureStart
+from gateway.audit.subjects import release_order
 from gateway.errors import GatewayError
 from policies import RequestError
+from tlog import RootAccumulator
 
 __all__ = ["DisclosureSession", "FinishStatus", "SessionMisuseError", "error_code"]
 
@@ -60,7 +63,7 @@ class _State(enum.Enum):
 class DisclosureSession:
     """The log entries of one disclosure, kept in order. Cheap: it holds the start entry and a sequence number."""
 
-    __slots__ = ("_finish_status", "_log", "_start", "_start_seq", "_state")
+    __slots__ = ("_finish_status", "_last", "_log", "_order", "_released", "_start", "_start_seq", "_state")
 
     def __init__(self, log: DisclosureLog, start: DisclosureStart) -> None:
         self._log = log
@@ -68,6 +71,11 @@ class DisclosureSession:
         self._state = _State.NEW
         self._start_seq = -1
         self._finish_status: FinishStatus | None = None
+        # The subject-set commitment: the root over the subject-index hashes in release order (the order
+        # gateway.audit.subjects.release_order gives), so that `gateway log verify` can rebuild it from the index.
+        self._order = release_order(start.agreement_id)
+        self._released = RootAccumulator()
+        self._last = b""
 
     def __repr__(self) -> str:  # the id and state only: the start entry's plan may hold filter values
         return f"DisclosureSession({self._start.disclosure_id!r}, {self._state.value})"
@@ -98,14 +106,46 @@ class DisclosureSession:
         """Write the write-ahead entry and wait until it is durable. ``subjects`` known before the registry is read
         (a single-record lookup) are indexed in the same commit."""
         self._starting()
-        self._start_seq = await self._log.start_async(self._start, subjects)
+        ordered = self._in_order(subjects, ordered=False)
+        self._start_seq = await self._log.start_async(self._start, ordered)
         self._state = _State.STARTED
+        self._commit(ordered)
 
     def start_sync(self, subjects: Sequence[bytes] = ()) -> None:
         """``start`` from a worker thread or a command-line tool."""
         self._starting()
-        self._start_seq = self._log.start(self._start, subjects)
+        ordered = self._in_order(subjects, ordered=False)
+        self._start_seq = self._log.start(self._start, ordered)
         self._state = _State.STARTED
+        self._commit(ordered)
+
+    # -- the subject-set commitment ------------------------------------------------------------------------------
+
+    def _in_order(self, subjects: Sequence[bytes], *, ordered: bool) -> list[bytes]:
+        """``subjects`` in release order, each once, after every subject committed so far (else misuse)."""
+        order = self._order
+        if ordered:
+            keys = [order(h) for h in subjects]
+            pairs = list(zip(keys, subjects, strict=True))
+            if any(a >= b for (a, _), (b, _) in itertools.pairwise(pairs)):
+                pairs = sorted(set(pairs))  # a duplicate row (or a caller's slip): still one commitment per subject
+        else:
+            pairs = sorted({(order(h), h) for h in subjects})
+        if pairs and pairs[0][0] <= self._last:
+            if pairs[0][0] == self._last:
+                pairs = pairs[1:]
+            if pairs and pairs[0][0] <= self._last:
+                raise SessionMisuseError(f"disclosure {self.disclosure_id}: subjects indexed out of release order")
+        if pairs:
+            self._last = pairs[-1][0]
+        return [h for _, h in pairs]
+
+    def _commit(self, subjects: list[bytes]) -> None:
+        self._released.extend(subjects)
+
+    def commitment(self) -> dict[str, Any]:
+        """What the final entry commits to: how many subjects, and the root over their hashes in release order."""
+        return {"count": self._released.size, "root": self._released.root().hex()}
 
     # -- subjects before bytes -----------------------------------------------------------------------------------
 
@@ -113,16 +153,21 @@ class DisclosureSession:
         if self._state is not _State.STARTED:
             raise SessionMisuseError(f"disclosure {self.disclosure_id}: subjects indexed outside an open disclosure")
 
-    def index(self, subjects: Sequence[bytes]) -> None:
-        """Make the subjects of a batch durable in the subject index (call before the batch may leave)."""
+    def index(self, subjects: Sequence[bytes], *, ordered: bool = False) -> None:
+        """Make the subjects of a batch durable in the subject index (call before the batch may leave).
+        ``ordered``: the batch is in release order already (extracts); otherwise it is sorted here."""
         self._indexing()
-        if subjects:
-            self._log.index_subjects(self._start_seq, subjects)
+        batch = self._in_order(subjects, ordered=ordered)
+        if batch:
+            self._log.index_subjects(self._start_seq, batch)
+            self._commit(batch)
 
-    async def index_async(self, subjects: Sequence[bytes]) -> None:
+    async def index_async(self, subjects: Sequence[bytes], *, ordered: bool = False) -> None:
         self._indexing()
-        if subjects:
-            await self._log.index_subjects_async(self._start_seq, subjects)
+        batch = self._in_order(subjects, ordered=ordered)
+        if batch:
+            await self._log.index_subjects_async(self._start_seq, batch)
+            self._commit(batch)
 
     # -- exactly one finish --------------------------------------------------------------------------------------
 
@@ -157,6 +202,7 @@ class DisclosureSession:
             error=error,
             details=details,
             wait=wait,
+            subjects=self.commitment(),
         )
 
     def fail(self, exc: BaseException, *, details: Mapping[str, Any] | None = None) -> None:

@@ -275,8 +275,9 @@ class SqlDisclosureLog:
         error: str | None = None,
         details: Mapping[str, Any] | None = None,
         wait: bool = True,
+        subjects: Mapping[str, Any] | None = None,
     ) -> int | None:
-        op = make_finish(disclosure_id, status, rows, nbytes, sha256, error, details)
+        op = make_finish(disclosure_id, status, rows, nbytes, sha256, error, details, subjects)
         if wait:
             return self._submit(op)
         self._enqueue(_Pending(op, waited=False))

@@ -6,12 +6,14 @@ and every release (which hashes the ids it sends) cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from keys import KeyRing
 from transforms import HmacSha256
 
-__all__ = ["LogKeys"]
+__all__ = ["ORDER_KEY_BYTES", "LogKeys", "SubjectOrder", "release_order"]
 
 _OWNER = "log:subject-index"
 
@@ -41,3 +43,22 @@ class LogKeys:
 
     def filter_value(self, value: object) -> str:
         return self._filters.digest(str(value).encode()).hex()[:32]
+
+
+#: bytes of the order key kept per row (96 bits: no collision among a registry's subjects to worry about)
+ORDER_KEY_BYTES = 12
+SubjectOrder = Callable[[bytes], bytes]
+
+
+def release_order(agreement_id: str) -> SubjectOrder:
+    """The order of subjects in a release under ``agreement_id`` and in its subject-set commitment: by
+    SHA-256(agreement id, subject-index hash). A requester cannot compute it (the subject-index hash is keyed with
+    the log's secret), two agreements' orders are unrelated, and ``gateway log verify`` can recompute it from the
+    subject index alone, without any key."""
+    prefix = b"dxg-release-order\x00" + agreement_id.encode("utf-8") + b"\x00"
+    sha = hashlib.sha256
+
+    def key(subject_hash: bytes) -> bytes:
+        return sha(prefix + subject_hash).digest()[:ORDER_KEY_BYTES]
+
+    return key

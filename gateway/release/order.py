@@ -3,9 +3,11 @@
 The registry returns rows in subject-key order. Sent in that order, the position of a row says roughly which
 registry number it has, and two extracts under different linkage domains (which share no token) can be aligned row
 by row: an outside review linked 4,810 of 4,810 children that way. Here every extract is ordered by
-HMAC(agreement's release-order key, subject key): deterministic (a repeated request returns the same bytes), and
-unrelated between agreements. A ``limit`` selects the first rows of that permutation, not the lowest registry numbers
-(else ``limit`` n versus n+1 would name the token of the child ranked n+1).
+``gateway.audit.subjects.release_order``: SHA-256 of the agreement id and the subject's keyed subject-index hash.
+It is deterministic (a repeated request returns the same bytes), unrelated between agreements, unpredictable
+without the log's key, and the order in which the disclosure's subject-set commitment is computed. A ``limit``
+selects the first rows of that permutation, not the lowest registry numbers (else ``limit`` n versus n+1 would
+name the token of the child ranked n+1).
 
 Memory stays flat: rows are collected as *released* tuples (after every transform and the egress scan, so nothing
 here is more than what the requester receives) in runs of ``RUN_ROWS``; a full run is sorted and spilled to a private
@@ -23,14 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from transforms import HmacSha256
+from gateway.audit.subjects import SubjectOrder
 
 __all__ = ["RUN_ROWS", "KeyedOrder"]
 
 #: rows per in-memory run (released tuples: about 20-40 MB at the demo's widths)
 RUN_ROWS = 50_000
 _CHUNK = 2_000
-_KEY_BYTES = 12  # 96 bits: a collision among a registry's subjects is not a concern at that size
 
 Item = tuple[bytes, bytes, tuple[Any, ...]]  # (order key, subject-index hash, released row)
 
@@ -52,8 +53,8 @@ def _read_run(handle: BinaryIO) -> Iterator[Item]:
 class KeyedOrder:
     """Collect released rows with their subject keys; give them back in the keyed order, at most ``limit``."""
 
-    def __init__(self, key: bytes, *, limit: int | None, run_rows: int = RUN_ROWS) -> None:
-        self._mac = HmacSha256(key)
+    def __init__(self, order: SubjectOrder, *, limit: int | None, run_rows: int = RUN_ROWS) -> None:
+        self._order = order
         self._limit = limit
         self._run_rows = run_rows
         self._run: list[Item] = []
@@ -63,11 +64,10 @@ class KeyedOrder:
     def __repr__(self) -> str:
         return f"KeyedOrder(rows_in_memory={len(self._run)}, runs_spilled={len(self._spilled)})"
 
-    def add(self, subjects: list[Any], hashes: list[bytes], released: list[tuple[Any, ...]]) -> None:
-        digest = self._mac.digest
-        self._run.extend(
-            (digest(str(s).encode())[:_KEY_BYTES], h, row) for s, h, row in zip(subjects, hashes, released, strict=True)
-        )
+    def add(self, hashes: list[bytes], released: list[tuple[Any, ...]]) -> None:
+        """Rows with the subject-index hashes of their subjects (the order is computed from those)."""
+        order = self._order
+        self._run.extend((order(h), h, row) for h, row in zip(hashes, released, strict=True))
         if len(self._run) >= self._run_rows:
             self._spill()
 

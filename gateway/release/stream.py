@@ -20,10 +20,9 @@ import anyio.to_thread
 
 from gateway.applog import get_logger
 from gateway.audit.session import DisclosureSession, FinishStatus, error_code
-from gateway.audit.subjects import LogKeys
+from gateway.audit.subjects import LogKeys, release_order
 from gateway.controls.quotas import watch_volume
 from gateway.errors import EgressBlockedError, GatewayError
-from gateway.keysource import agreement_owner
 from gateway.release.logged import plan_for_log
 from gateway.release.order import KeyedOrder
 from gateway.release.prepare import Prepared, Row, prepare
@@ -86,8 +85,7 @@ class _Streamer:
         self.found, self.agreement, self.prepared = found, agreement, prepared
         self.session, self.requester, self.operation = session, requester, operation
         self.keys = LogKeys.of(found.keyring)
-        order_key = found.keyring.derive(agreement_owner(agreement.id), "release-order").reveal()
-        self.order = KeyedOrder(order_key, limit=prepared.plan.limit)
+        self.order = KeyedOrder(release_order(agreement.id), limit=prepared.plan.limit)
         self.groups: Iterator[tuple[list[bytes], list[Row]]] = iter(())
         self.first_rows = 0
         fmt = prepared.plan.format
@@ -114,8 +112,7 @@ class _Streamer:
         order, hashes = self.order, self.keys.subjects
         for batch in batches:
             released = self.transform(batch)
-            subjects = [r[0] for r in batch]
-            order.add(subjects, hashes(subjects), released)
+            order.add(hashes([r[0] for r in batch]), released)
         self.groups = order.groups(GROUP_ROWS)
 
     def first(self, batches: Iterator[list[Row]]) -> bytes | None:
@@ -125,7 +122,7 @@ class _Streamer:
         if item is None:
             return None
         self.first_rows, chunk, subjects = item
-        self.session.index(subjects)
+        self.session.index(subjects, ordered=True)
         return chunk
 
     def produce(self) -> tuple[int, bytes, list[bytes]] | None:
@@ -164,7 +161,7 @@ class _Streamer:
                 while (item := await asyncio.shield(ahead)) is not None:
                     count, chunk, subjects = item
                     ahead = asyncio.ensure_future(anyio.to_thread.run_sync(self.produce))
-                    await self.session.index_async(subjects)
+                    await self.session.index_async(subjects, ordered=True)
                     yield tally.add(chunk, count)
                 ahead = None
             status = FinishStatus.COMPLETED

@@ -13,18 +13,17 @@ from starlette.applications import Starlette
 
 from gateway.audit.log import DisclosureLog, SqlDisclosureLog
 from gateway.audit.signer import LogSigner
+from gateway.audit.subjects import LogKeys, release_order
 from gateway.auth import PrincipalStore
 from gateway.connectors import Connector, SqlConnector
 from gateway.controls.budget import PrivacyBudget
 from gateway.db import create_gateway_engine, init_schema
-from gateway.keysource import agreement_owner
 from gateway.keystore import SqlKeyStore
 from gateway.services import Services
 from gateway.web.app import create_app
 from keys import KeyRing, MasterKey, load_or_create_signing_key
 from policies import Agreement, Catalog, parse_agreement
 from tests.conftest import TODAY, demo_agreements
-from transforms import HmacSha256
 
 PRINCIPALS = {
     "research": ("pku-education-lab", {"requester"}),
@@ -105,9 +104,8 @@ class Env:
         """``subject_keys`` in the order an extract under ``agreement_id`` releases them (the keyed permutation of
         gateway.release.order): what a test needs to line released rows up with registry rows, and what a
         requester, without the agreement's key, cannot compute."""
-        key = self.services.keyring.derive(agreement_owner(agreement_id), "release-order").reveal()
-        mac = HmacSha256(key)
-        return sorted(subject_keys, key=lambda s: mac.digest(str(s).encode())[:12])
+        keys, order = LogKeys.of(self.services.keyring), release_order(agreement_id)
+        return sorted(subject_keys, key=lambda s: order(keys.subject(s)))
 
     def first_enrolled_released(self, registry_path: Path) -> tuple[str, str, int]:
         """An enrolled child that a research extract with the returned ``limit`` (at least 3) includes: its

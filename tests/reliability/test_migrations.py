@@ -63,9 +63,21 @@ def _first_schema_with_data(engine: sa.Engine) -> tuple[str, list[str]]:
             ),
             {"h": digest},
         )
+        # Five entries as the old gateway wrote them, and the disclosures rows they project to (verify checks both).
+        started = {
+            "recipient": "old-lab",
+            "agreement": {"id": "a", "version": 1, "digest": "sha256:x"},
+            "approved_by": "ap",
+            "legal_basis": "lb",
+            "purpose": "research",
+            "operation": "extract",
+        }
+        finished = {"status": "completed", "rows": 3, "bytes": 10, "sha256": None}
         for seq in range(5):
             kind = "disclosure.started" if seq % 2 == 0 else "disclosure.finished"
-            body = canonical_json({"index": seq, "type": kind, "disclosure_id": f"old{seq // 2}"}).decode()
+            fields = started if seq % 2 == 0 else finished
+            entry = {"index": seq, "type": kind, "disclosure_id": f"old{seq // 2}", **fields}
+            body = canonical_json(entry).decode()
             bodies.append(body)
             leaf = hashlib.sha256(b"\x00" + body.encode()).hexdigest()
             conn.execute(
@@ -75,15 +87,19 @@ def _first_schema_with_data(engine: sa.Engine) -> tuple[str, list[str]]:
                 ),
                 {"s": seq, "k": kind, "d": f"old{seq // 2}", "b": body, "l": leaf},
             )
-        conn.execute(
-            sa.text(
-                "INSERT INTO disclosures (id, request_id, principal, agreement_id, agreement_version, "
-                "agreement_digest, approved_by, legal_basis, purpose, operation, status, started_at, rows, bytes, "
-                "start_seq, plan) VALUES "
-                "('old0', 'r', 'old-lab', 'a', 1, 'sha256:x', 'ap', 'lb', 'research', 'extract', 'completed', "
-                "CURRENT_TIMESTAMP, 3, 10, 0, '{}')"
+        for n, (status, rows, size, finish) in enumerate(
+            [("completed", 3, 10, 1), ("completed", 3, 10, 3), ("started", 0, 0, None)]
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO disclosures (id, request_id, principal, agreement_id, agreement_version, "
+                    "agreement_digest, approved_by, legal_basis, purpose, operation, status, started_at, rows, bytes, "
+                    "start_seq, finish_seq, plan) VALUES "
+                    "(:id, 'r', 'old-lab', 'a', 1, 'sha256:x', 'ap', 'lb', 'research', 'extract', :st, "
+                    "CURRENT_TIMESTAMP, :r, :b, :s, :f, '{}')"
+                ),
+                {"id": f"old{n}", "st": status, "r": rows, "b": size, "s": 2 * n, "f": finish},
             )
-        )
         conn.execute(sa.text("UPDATE log_head SET size = 5"))
     return key, bodies
 
@@ -152,9 +168,7 @@ def test_autogenerate_against_head_proposes_nothing(url: str) -> None:
         "for d in diff:\n"
         "    print(repr(d))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, url], capture_output=True, text=True, check=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, check=True, timeout=120)
     tables, *diff = done.stdout.splitlines()
     assert int(tables) == 16
     assert diff == []
