@@ -48,6 +48,7 @@ _FULLWIDTH_FOLD = str.maketrans(
 )
 _HAS_DIGIT = re.compile("[0-9\uff10-\uff19]")
 _MIN_DIGITS = 8  # shorter context values (a truncated phone) would match dates and counts
+_MIN_OWN_FRAGMENT = 6  # deobfuscate's floor for a run of the row's own identifier (see there)
 
 
 def _mobile_digits(value: str) -> str:
@@ -80,6 +81,22 @@ class ContextMatcher:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self._formats)
+
+    def own_digits(self, context: Mapping[str, object]) -> list[tuple[str, str]]:
+        """(entity, canonical digits) of the row's digit identifiers, for ``deobfuscate`` (fragments, splits).
+
+        A student number gives its digits without the ``G`` (reported as a student number after a ``G``, else as
+        the resident ID it contains); the child's resident ID, the same digits, is then not listed twice.
+        """
+        out: dict[str, str] = {}
+        for column, fmt, entity in self._digit_columns:
+            raw = context.get(column)
+            if not raw:
+                continue
+            digits = _canonical_digits(raw.strip() if isinstance(raw, str) else str(raw), fmt)
+            if len(digits) >= _MIN_OWN_FRAGMENT and out.get(digits) != CN_STUDENT_NUMBER:
+                out[digits] = entity
+        return [(entity, digits) for digits, entity in out.items()]
 
     def find(
         self,
