@@ -3,9 +3,11 @@
 The plain detectors (``detector``) read identifiers as the patterns spell them. This pass reads what they miss:
 
 1. **Folded text** (``normalize.fold``): full-width forms, invisible characters, odd spaces and dashes, spaces or
-   punctuation inserted between CJK characters. When folding changes a text, the plain detectors run again on the
-   folded copy (structured identifiers, the registry's names, the record's own values) and their findings are
-   mapped back to the original offsets: ``139\\u200b1287\\u200b6543``, ``王 一 诺``, ``lixiu\\u200bying@example.com``.
+   punctuation inserted between CJK characters. When a text has a character to fold, the plain detectors run again
+   on the folded copy (structured identifiers, the registry's names, the record's own values) and their findings are
+   mapped back to the original offsets: ``139\\u200b1287\\u200b6543``, ``王\\u200b一诺``,
+   ``lixiu\\u200bying@example.com``. (The row's own names written with plain spaces or punctuation between their
+   characters, ``王 一 诺``, are found by the context matcher, which folds a text when it needs to.)
 2. **Digit chains**: runs of at least six digits where consecutive digits may be separated by any run of separators
    (spaces, ``- . / · _ ~ | \\``, after folding) or by a joining word (``then``, ``and``, ``next``, ``plus``,
    ``followed by``, ``然后``, ``接着``, ``再``, ``和``, ``后面是``, ``之后是``, with commas around it). Inside a chain,
@@ -48,10 +50,14 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from ..identifiers import is_luhn_valid, is_valid_mobile, is_valid_resident_id, resident_id_check_digit
+from ..identifiers import (
+    _ID_CHECK_CHARS,
+    is_luhn_valid,
+    is_valid_mobile,
+    is_valid_resident_id,
+    resident_id_check_digit,
+)
 from .findings import Finding, new_finding
-from .normalize import CJK as _CJK
-from .normalize import CJK_GAP_CHARS as _CJK_GAP_CHARS
 from .normalize import FOLD_CHARS as _FOLD_CHARS
 from .normalize import fold, to_original
 from .patterns import BANK_CARD, CN_MOBILE, CN_RESIDENT_ID, CN_STUDENT_NUMBER, EMAIL_ADDRESS
@@ -110,12 +116,13 @@ _EMAIL_DOT = re.compile(_DOT)
 # class or a literal (so that ``re`` skips ahead quickly; an alternation of classes at the start would make it try
 # every position). The hints are wider than the pass: a text they pick may turn out to hold nothing.
 _FOLD_HINT = re.compile(
-    f"[{_FOLD_CHARS}{_CJK_GAP_CHARS}{_NUMERALS}@艾(\\[{{<（【](?:(?<=[{_FOLD_CHARS}])"  # a character fold changes
-    f"|(?<=[{_CJK}][{_CJK_GAP_CHARS}])[{_CJK_GAP_CHARS}]*[{_CJK}]"  # a gap between CJK characters
+    f"[{_FOLD_CHARS}{_NUMERALS}@艾(\\[{{<（【](?:(?<=[{_FOLD_CHARS}])"  # a character fold changes
     f"|(?<=[{_NUMERALS}])[{_NUMERALS}0-9 \\-]{{2}}"  # three numerals or digits in a row
     # an obfuscated @: 艾特, "(at)", "[at]", "@ " ...
     "|(?<=艾)特|(?<=@)\\s|(?<=[(\\[{<（【])\\s*(?:(?i:at)\\s*[)\\]}>）】]|@))"
 )
+# (Spaces or punctuation between the characters of the row's own names are the context matcher's: it folds a text
+# when a name's first and last characters are in it but the name is not, which is rarer than a space in a note.)
 # A plain mobile from its first digit on (3-4-4 with single spaces or dashes, or none; after 86 or 0086): the mobile
 # pattern reads it whole, so it is no reason to look at a text (the usual note has one).
 _PLAIN_MOBILE_AHEAD = (
@@ -130,9 +137,10 @@ _DIGITS_HINT = re.compile(
     "(?:(?P<id>[0-9]{5}(?P<s4>[ -]?)[0-9]{8}(?P=s4)[0-9]{3}[0-9Xx](?![0-9A-Za-z]|[ -][0-9]))"
     # (not the digits of an e-mail address's local part, such as a QQ number: the address is one finding)
     f"|(?P<run>(?>(?:{_TSEP}*[0-9]){{5,}})(?:[Xx](?![A-Za-z0-9]))?)(?![@0-9]))"
-    f"|[ ,，、]{{0,2}}(?:then|and|next|plus|followed|Then|And|然后|接着|再|和|后面|之后)"  # a joining word
+    # at the end of a group (inside a run of digits the guard fails at once):
+    f"|(?![0-9])(?:[ ,，、]{{0,2}}(?:then|and|next|plus|followed|Then|And|然后|接着|再|和|后面|之后)"  # a joining word
     # the row's own number split by words: two groups of three digits, a gap with a character that is no separator
-    "|[0-9]{2}[ \\-.]*[^0-9 \\-.。！？；;\n\x00@][^0-9。！？；;\n\x00@]{0,11}?[0-9]{3})"
+    "|(?<=[0-9]{3})[ \\-.]*[^0-9 \\-.。！？；;\n\x00@][^0-9。！？；;\n\x00@]{0,11}?[0-9]{3}))"
 )
 # `` at `` (or `` @ ``), a label, then a dot (or `` dot ``) before a letter: ``called at 13759219331.`` is no address.
 _EMAIL_WORD_HINT = re.compile(" (?:at|AT|At|@) [A-Za-z0-9-]+(?: ?\\. ?| (?:dot|DOT|Dot) )[A-Za-z]")
@@ -205,22 +213,25 @@ class Deobfuscator:
                 candidates.add(i)
                 pos = starts[i + 1] if i < last else end
         for m in _DIGITS_HINT.finditer(joined):
-            i = bisect_right(starts, m.start()) - 1
-            if i in candidates:
-                continue
             kind = m.lastgroup
             if kind == "id":
+                # A resident ID as the patterns read it (see _is_plain), unless after a spaced G: the check character
+                # decides, inline (this is the one test most notes with digits get).
                 at = m.start()
-                if not (at >= 2 and joined[at - 2] in "Gg" and joined[at - 1] == " "):
-                    digits = m.group().replace(" ", "").replace("-", "")
-                    if resident_id_check_digit(digits[:17]) == digits[17].upper():
-                        continue  # a resident ID as the patterns read it (see _is_plain)
-                candidates.add(i)
-            elif kind == "run":
-                candidates.add(i)
-            elif not m.group()[-1].isdigit() or (contexts is not None and contexts[i]):
-                # a joining word (worth a look for any number), or a split (only the row's own values are matched)
-                candidates.add(i)
+                if not (at >= 2 and joined[at - 1] == " " and joined[at - 2] in "Gg"):
+                    digits = m.group()
+                    if len(digits) != 18:
+                        digits = digits.replace(" ", "").replace("-", "")
+                    check = _ID_CHECK_CHARS[2 * int(digits[:17], 13) % 11]
+                    if check == digits[17] or (check == "X" and digits[17] == "x"):
+                        continue
+            elif (
+                kind != "run"
+                and m.group()[-1].isdigit()
+                and (contexts is None or not contexts[bisect_right(starts, m.start()) - 1])
+            ):
+                continue  # a split: only the row's own values are matched that way (a joining word: any number)
+            candidates.add(bisect_right(starts, m.start()) - 1)
         wanted = self.entities
         for i in sorted(candidates):
             context = contexts[i] if contexts is not None else None
