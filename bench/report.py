@@ -104,6 +104,21 @@ def render(r: dict[str, Any]) -> str:
     red = r.get("redaction")
     if isinstance(red, dict) and red:
         lines += ["## 3. Free-text redaction", "", "```", _dump(red), "```", ""]
+        attacks = red.get("attack_corpus")
+        if isinstance(attacks, dict) and attacks:
+            # The hand-written adversarial corpus (tests/transforms/redaction/attack_corpus.py), per family; for
+            # "benign", caught means left without a finding.
+            lines += [
+                "Adversarial corpus, recall per family:",
+                "",
+                "| family | entries | caught | known misses | recall |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {family} | {row['entries']} | {row['caught']} | {row['known_misses']} | {row['recall']:.0%} |"
+                for family, row in attacks.items()
+            ]
+            lines.append("")
         ratio = red.get("ratio")
         if isinstance(ratio, int | float):
             targets.append(

@@ -13,6 +13,12 @@ entity) for the disclosure entry's compliance alerts; it never keeps or reports 
 Columns whose operator output is opaque (tokens, dates cut to year/quarter/month or shifted, age bands, booleans:
 ``opaque_output`` on the operator) are not scanned: no input can make such an output carry an identifier.
 
+Identifiers and names obfuscated to slip past the patterns are caught the way the redactor catches them
+(``redaction.deobfuscate``, ``redaction.normalize``): separators of any kind, full-width and invisible characters,
+Chinese numerals, joining words between digit groups, ``name at example dot com``; registry full names with spaces
+or invisible characters between their characters. Fragments of the row's own numbers are the redactor's business
+(the scanner has no row context).
+
 Speed: per batch and column, the values are joined into one string and one regex search (and, for names, one
 Aho-Corasick pass) decides whether any value needs a closer look; tokens, masks, generalized dates and placeholders
 never do. Only values of a column whose joined text matched are scanned one by one.
@@ -27,9 +33,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .errors import TransformError
+from .redaction.deobfuscate import Deobfuscator
 from .redaction.detector import PRIORITY, StructuredScanner
-from .redaction.findings import Finding, replace_spans, resolve
+from .redaction.findings import Finding, new_finding, replace_spans, resolve
 from .redaction.names import NameIndex
+from .redaction.normalize import fold, to_original
+from .redaction.patterns import STRUCTURED_ENTITIES
 
 __all__ = ["EgressBlocked", "EgressScanner"]
 
@@ -55,10 +64,19 @@ def _all_structured() -> StructuredScanner:
     return StructuredScanner()
 
 
+@functools.cache
+def _deobfuscator() -> Deobfuscator:
+    # The redactor's deobfuscation pass without a row: identifiers written with separators, full-width or
+    # invisible characters, Chinese numerals, joining words; obfuscated e-mail addresses. (Fragments and splits
+    # of the row's own numbers need the row, which the egress scan does not have.)
+    structured = _all_structured()
+    return Deobfuscator(STRUCTURED_ENTITIES, plain=lambda text, _context: structured.find(text))
+
+
 class EgressScanner:
     """Scans output rows (tuples in ``columns`` order). One per request; not thread-safe (it counts)."""
 
-    __slots__ = ("_block", "_names", "_scanned", "_structured", "columns", "counts")
+    __slots__ = ("_block", "_deobfuscated", "_names", "_scanned", "_structured", "columns", "counts")
 
     def __init__(
         self,
@@ -77,6 +95,7 @@ class EgressScanner:
         self._scanned = tuple((i, name, name in check_names) for i, name in enumerate(columns) if name not in skip)
         self._block = on_finding == "block"
         self._structured = _all_structured()
+        self._deobfuscated = _deobfuscator()
         self._names = names
         #: findings so far, per (column, entity)
         self.counts: Counter[tuple[str, str]] = Counter()
@@ -99,8 +118,10 @@ class EgressScanner:
             values = [r[index] for r in rows]
             strings = [v for v in values if v.__class__ is str]
             joined = "\x00".join(strings)
-            structured = "@" in joined or _CANDIDATE.search(joined) is not None
-            names = check_names and self._names is not None and bool(self._names.find_full(joined))
+            structured = (
+                "@" in joined or _CANDIDATE.search(joined) is not None or self._deobfuscated.may_hold_identifier(joined)
+            )
+            names = check_names and self._names is not None and bool(self._find_names(joined))
             if len(strings) < len(values):  # numbers: only integers of 11 digits or more can be an identifier
                 ints = [v for v in values if v.__class__ is int]
                 structured = structured or (bool(ints) and (max(ints) >= _LONG_INT or min(ints) <= -_LONG_INT))
@@ -132,10 +153,22 @@ class EgressScanner:
         return out
 
     def _find(self, text: str, structured: bool, names: bool) -> list[Finding]:
-        found = self._structured.find(text) if structured else []
-        if names and self._names is not None:
-            found += self._names.find_full(text)
+        found = self._structured.find(text) + self._deobfuscated.find(text) if structured else []
+        if names:
+            found += self._find_names(text)
         return resolve(found, PRIORITY) if found else found
+
+    def _find_names(self, text: str) -> list[Finding]:
+        """Registry full names, also with spaces or invisible characters inserted (found on the folded text)."""
+        if self._names is None:
+            return []
+        found = self._names.find_full(text)
+        folded, origin = fold(text)
+        if origin is not None:
+            for f in self._names.find_full(folded):
+                start, end = to_original(origin, f.start, f.end)
+                found.append(new_finding(Finding, (f.entity, start, end, f.value)))
+        return found
 
 
 def _as_text(value: object) -> str:

@@ -17,6 +17,7 @@ digits, which no registry stores.
 from __future__ import annotations
 
 import datetime as _dt
+import time as _time
 
 __all__ = [
     "MOBILE_PREFIXES",
@@ -30,7 +31,6 @@ __all__ = [
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK_CHARS = "10X98765432"
-_EARLIEST_BIRTH = _dt.date(1900, 1, 1)
 
 PROVINCE_CODES: frozenset[str] = frozenset(
     f"{code:02d}"
@@ -84,15 +84,37 @@ def resident_id_check_digit(first17: str) -> str:
     """
     if len(first17) != 17 or not _is_ascii_digits(first17):
         raise ValueError("a resident ID prefix is exactly 17 digits")
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK_CHARS[total % 11]
+    # The weights are 2**(17-i) mod 11 and 13 = 2 (mod 11), so sum(d_i * w_i) = 2 * (the digits read in base 13)
+    # (mod 11): one C-level int() instead of 17 Python multiplications (the redactor validates every ID in a note).
+    return _ID_CHECK_CHARS[2 * int(first17, 13) % 11]
 
 
-def _birth_date(yyyymmdd: str) -> _dt.date | None:
-    try:
-        return _dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
-    except ValueError:
-        return None
+_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: leap years checked apart
+_today_cache: tuple[float, str] = (0.0, "")
+
+
+def _today() -> str:
+    """Today's date as ``YYYYMMDD``, re-read at most once a minute: ``date.today()`` costs about a microsecond, and
+    the redactor validates every resident ID of every note (a minute late at midnight is harmless)."""
+    global _today_cache
+    now = _time.monotonic()
+    if now >= _today_cache[0]:
+        _today_cache = (now + 60.0, _dt.date.today().strftime("%Y%m%d"))
+    return _today_cache[1]
+
+
+def _is_birth_date(yyyymmdd: str, today: str) -> bool:
+    """``yyyymmdd`` (8 ASCII digits) is a real date between 1900-01-01 and ``today`` (``YYYYMMDD``): string order is
+    date order, and three ``int`` calls are cheaper than building a ``date``."""
+    if not "19000101" <= yyyymmdd <= today:
+        return False
+    month, day = int(yyyymmdd[4:6]), int(yyyymmdd[6:8])
+    if not 1 <= month <= 12 or not 1 <= day <= _DAYS_IN_MONTH[month]:
+        return False
+    if month == 2 and day == 29:
+        year = int(yyyymmdd[:4])
+        return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return True
 
 
 def is_valid_resident_id(s: str, *, today: _dt.date | None = None) -> bool:
@@ -107,10 +129,9 @@ def is_valid_resident_id(s: str, *, today: _dt.date | None = None) -> bool:
     first17, check = s[:17], s[17].upper()
     if not _is_ascii_digits(first17) or first17[:2] not in PROVINCE_CODES:
         return False
-    born = _birth_date(first17[6:14])
-    if born is None or not _EARLIEST_BIRTH <= born <= (today or _dt.date.today()):
+    if resident_id_check_digit(first17) != check:  # the cheap test first: it rejects ten random numbers in eleven
         return False
-    return resident_id_check_digit(first17) == check
+    return _is_birth_date(first17[6:14], today.strftime("%Y%m%d") if today is not None else _today())
 
 
 def luhn_check_digit(payload: str) -> str:

@@ -150,3 +150,25 @@ def test_opaque_operators_never_output_anything_the_scan_would_find(value: objec
         assert scanner.scan([(out,)]) == [(out,)], name
     assert all(op.opaque_output for op in (TokenizeOp, DateTruncOp, AgeBandOp, AsBoolOp, DateShiftOp))
     assert not any(op.opaque_output for op in (MaskOp, PrefixOp, BucketOp, RoundOp))
+
+
+def test_obfuscated_identifiers_are_caught_in_any_released_field() -> None:
+    """The adversarial corpus's structured families (no row context needed) through the scan, in a non-text column
+    too: every secret is replaced; the benign texts pass unchanged."""
+    from tests.transforms.redaction.attack_corpus import CORPUS
+
+    attacks = [a for a in CORPUS if a.family in {"separators", "widths", "numerals", "emails"} and a.miss is None]
+    assert len(attacks) > 35
+    scanner = EgressScanner(("status", "notes"), on_finding="redact")
+    out = scanner.scan([(a.text, a.text) for a in attacks])
+    for attack, row in zip(attacks, out, strict=True):
+        for value in row:
+            assert all(secret not in value for secret in attack.secrets), attack.text
+    benign = [(a.text, a.text) for a in CORPUS if a.family == "benign"]
+    assert EgressScanner(("status", "notes")).scan(benign) is benign
+
+
+def test_registry_names_with_inserted_characters_are_caught() -> None:
+    scanner = EgressScanner(COLUMNS, names=NameDictionary(["王一诺"]), name_columns=["notes"], on_finding="redact")
+    batch = [("tok", "enrolled", None, "王\u200b一诺发烧；王 一 诺请假", 1200)]
+    assert scanner.scan(batch)[0][3] == "<PERSON>发烧；<PERSON>请假"

@@ -201,3 +201,26 @@ def test_valid_mobiles(number: str) -> None:
 )
 def test_invalid_mobiles(number: str) -> None:
     assert not is_valid_mobile(number)
+
+
+@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_check_digit_is_the_weighted_sum(first17: str) -> None:
+    """The base-13 shortcut of ``resident_id_check_digit`` equals GB 11643's weighted sum."""
+    from transforms.identifiers import _ID_CHECK_CHARS, _ID_WEIGHTS
+
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    assert resident_id_check_digit(first17) == _ID_CHECK_CHARS[total % 11]
+
+
+@given(st.dates(min_value=dt.date(1890, 1, 1), max_value=dt.date(2100, 12, 31)), st.integers(0, 99))
+def test_birth_date_rule_matches_datetime(born: dt.date, shift: int) -> None:
+    """The string-based birth-date test accepts exactly the real dates from 1900-01-01 to ``today``."""
+    from transforms.identifiers import _is_birth_date
+
+    assert _is_birth_date(born.strftime("%Y%m%d"), TODAY.strftime("%Y%m%d")) == (dt.date(1900, 1, 1) <= born <= TODAY)
+    bad = f"{born.year:04d}{(born.month + shift) % 100:02d}{(born.day + shift) % 100:02d}"
+    try:
+        real = dt.date(int(bad[:4]), int(bad[4:6]), int(bad[6:]))
+    except ValueError:
+        real = None
+    assert _is_birth_date(bad, TODAY.strftime("%Y%m%d")) == (real is not None and dt.date(1900, 1, 1) <= real <= TODAY)

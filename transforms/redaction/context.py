@@ -3,9 +3,10 @@
 A note about a child names that child, its guardians, and their numbers. The row being released holds all of them
 (fetched for this purpose even when they are not released), so they can be found exactly, in any form they take:
 
-* names: the full name, and the given name alone (``一诺`` for ``王一诺``), also a single-character given name
-  (``悦`` for ``王悦``): in a note about that very person a lone ``悦`` is a name far more often than not, and missing
-  it would leak the name to anyone who knows the family name;
+* names: the full name (also with spaces or invisible characters between its characters), and the given name alone
+  (``一诺`` for ``王一诺``), also a single-character given name (``悦`` for ``王悦``): in a note about that very
+  person a lone ``悦`` is a name far more often than not, and missing it would leak the name to anyone who knows the
+  family name;
 * digit identifiers (resident ID, student number, mobile, bank card): the digits in any grouping, with spaces,
   dashes or dots between them (``1101 0520 1903 1500 21``), even with a wrong check digit nearby or no valid
   structure at all; matched inside longer digit runs too, since the run then contains the number;
@@ -22,6 +23,7 @@ from types import MappingProxyType
 
 from .findings import Finding, new_finding
 from .names import split_name
+from .normalize import fold, to_original
 from .patterns import BANK_CARD, CN_MOBILE, CN_RESIDENT_ID, CN_STUDENT_NUMBER, EMAIL_ADDRESS, PERSON, normalize_digits
 
 __all__ = ["CONTEXT_FORMATS", "ContextMatcher"]
@@ -48,6 +50,7 @@ _FULLWIDTH_FOLD = str.maketrans(
 )
 _HAS_DIGIT = re.compile("[0-9\uff10-\uff19]")
 _MIN_DIGITS = 8  # shorter context values (a truncated phone) would match dates and counts
+_MIN_OWN_FRAGMENT = 6  # deobfuscate's floor for a run of the row's own identifier (see there)
 
 
 def _mobile_digits(value: str) -> str:
@@ -81,6 +84,22 @@ class ContextMatcher:
     def columns(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self._formats)
 
+    def own_digits(self, context: Mapping[str, object]) -> list[tuple[str, str]]:
+        """(entity, canonical digits) of the row's digit identifiers, for ``deobfuscate`` (fragments, splits).
+
+        A student number gives its digits without the ``G`` (reported as a student number after a ``G``, else as
+        the resident ID it contains); the child's resident ID, the same digits, is then not listed twice.
+        """
+        out: dict[str, str] = {}
+        for column, fmt, entity in self._digit_columns:
+            raw = context.get(column)
+            if not raw:
+                continue
+            digits = _canonical_digits(raw.strip() if isinstance(raw, str) else str(raw), fmt)
+            if len(digits) >= _MIN_OWN_FRAGMENT and out.get(digits) != CN_STUDENT_NUMBER:
+                out[digits] = entity
+        return [(entity, digits) for digits, entity in out.items()]
+
     def find(
         self,
         text: str,
@@ -107,11 +126,11 @@ class ContextMatcher:
                 # Every form of a name (full, given, one given character) contains its last character: one C-level
                 # test rejects most rows before anything is built.
                 if raw[-1] in text:
-                    _find_name(text, raw.lstrip(), found)
+                    _find_name_anyhow(text, raw.lstrip(), found)
                 continue
             name = raw.strip() if isinstance(raw, str) else str(raw)
             if name and name[-1] in text:
-                _find_name(text, name, found)
+                _find_name_anyhow(text, name, found)
         if self._digit_columns and _HAS_DIGIT.search(text) is not None:
             # The digits of a match, separators removed, are a substring of the text with separators removed: one
             # pass decides for every digit value whether the run-by-run search is needed at all.
@@ -171,6 +190,26 @@ def _find_all(text: str, needle: str, entity: str, value: str, out: list[Finding
     while i >= 0:
         out.append(new_finding(Finding, (entity, i, i + n, value)))
         i = text.find(needle, i + 1)
+
+
+def _find_name_anyhow(text: str, name: str, out: list[Finding]) -> None:
+    """``_find_name``, and when that finds nothing although the last characters of the name and the first of its
+    given name are in the text,
+    again on the folded text (``normalize.fold``): the name written with spaces, invisible characters or inserted
+    punctuation between its characters (``王 一 诺``, ``一 诺``), found in the original's offsets."""
+    before = len(out)
+    _find_name(text, name, out)
+    given = split_name(name)[1]
+    if len(out) > before or not given or given[0] not in text:
+        return
+    folded, origin = fold(text)
+    if origin is None:
+        return
+    more: list[Finding] = []
+    _find_name(folded, name, more)
+    for f in more:
+        start, end = to_original(origin, f.start, f.end)
+        out.append(new_finding(Finding, (f.entity, start, end, f.value)))
 
 
 def _find_name(text: str, name: str, out: list[Finding]) -> None:

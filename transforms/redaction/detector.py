@@ -17,6 +17,7 @@ from itertools import accumulate
 from types import MappingProxyType
 
 from .context import CONTEXT_FORMATS, ContextMatcher
+from .deobfuscate import Deobfuscator
 from .findings import Finding, drop_contained, new_finding
 from .names import NameIndex
 from .patterns import (
@@ -128,9 +129,14 @@ _CONTEXT_ENTITIES = frozenset(CONTEXT_FORMATS.values())
 
 
 class Detector:
-    """Structured identifiers, registry names and the record's own values, for a fixed set of entities."""
+    """Structured identifiers, registry names and the record's own values, for a fixed set of entities.
 
-    __slots__ = ("_context", "_names", "_structured", "_wanted", "entities")
+    With ``deobfuscate`` (the default), also what ``deobfuscate.Deobfuscator`` finds: identifiers and names written
+    with separators, full-width or invisible characters, Chinese numerals, split by words, and fragments of the
+    row's own identifiers. ``deobfuscator`` is that pass alone (the Presidio reference runs it as a recognizer).
+    """
+
+    __slots__ = ("_context", "_names", "_structured", "_wanted", "deobfuscator", "entities")
 
     def __init__(
         self,
@@ -138,6 +144,7 @@ class Detector:
         *,
         names: NameIndex | None = None,
         context: ContextMatcher | None = None,
+        deobfuscate: bool = True,
     ) -> None:
         wanted = frozenset(entities) if entities is not None else frozenset((*STRUCTURED_ENTITIES, PERSON))
         self._wanted = wanted
@@ -145,6 +152,13 @@ class Detector:
         self._names = names if PERSON in wanted else None
         self._context = context
         self.entities = wanted
+        self.deobfuscator: Deobfuscator | None = None
+        if deobfuscate:
+            # The plain detectors, for folded copies of a text: this very detector without the pass.
+            plain = Detector(wanted, names=names, context=context, deobfuscate=False)
+            self.deobfuscator = Deobfuscator(
+                wanted, plain=plain.find, own=context.own_digits if context is not None else None
+            )
 
     def find(self, text: str, context: Mapping[str, object] | None = None) -> list[Finding]:
         """Findings in ``text`` (``context``: the row's context column values), duplicates and contained removed."""
@@ -183,4 +197,6 @@ class Detector:
                     found += more if everything else [f for f in more if f.entity in wanted]
         if self._names is not None:
             self._names.scan(joined, starts, out)
+        if self.deobfuscator is not None:
+            self.deobfuscator.scan(joined, starts, texts, contexts, out)
         return [drop_contained(found) if len(found) > 1 else found for found in out]

@@ -18,6 +18,7 @@ from typing import Any
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 
 from .context import CONTEXT_FORMATS, ContextMatcher
+from .deobfuscate import Deobfuscator
 from .findings import Finding
 from .names import NameDictionary
 from .patterns import PATTERNS, PERSON, EntityPattern
@@ -80,11 +81,23 @@ class NameDictionaryRecognizer(EntityRecognizer):
 
 
 class SubjectContextRecognizer(EntityRecognizer):
-    """The row's own people and numbers; built per text and passed as an ad-hoc recognizer."""
+    """The row's own people and numbers; built per text and passed as an ad-hoc recognizer.
 
-    def __init__(self, matcher: ContextMatcher, context: Mapping[str, object] | None, language: str) -> None:
+    With ``deobfuscator`` (``Detector(...).deobfuscator``), it also runs that pass (obfuscated identifiers, names
+    with inserted characters, fragments of the row's own numbers), which needs the row's context too: one ad-hoc
+    recognizer per text, as before, so that the reference engine does no more bookkeeping than it did.
+    """
+
+    def __init__(
+        self,
+        matcher: ContextMatcher,
+        context: Mapping[str, object] | None,
+        language: str,
+        deobfuscator: Deobfuscator | None = None,
+    ) -> None:
         self._matcher = matcher
         self._context = context
+        self._deobfuscator = deobfuscator
         entities = sorted(set(CONTEXT_FORMATS.values()))
         self._label = f"dxg_context_{language}"
         super().__init__(supported_entities=entities, name=self._label, supported_language=language)
@@ -93,4 +106,7 @@ class SubjectContextRecognizer(EntityRecognizer):
         pass
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
-        return _results(self._matcher.find(text, self._context), self._label, entities)
+        found = self._matcher.find(text, self._context)
+        if self._deobfuscator is not None:
+            found += self._deobfuscator.find(text, self._context)
+        return _results(found, self._label, entities)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.demo.pii_eval import Case, EvalSet
+from tests.transforms.redaction.attack_corpus import CORPUS
 from tests.transforms.support import TOKENIZE_KEY, resident_id
 from transforms.redaction import PRIORITY, ContextMatcher, Detector, NameDictionary, resolve
 from transforms.redaction.anonymize import anonymizer, presidio_redact
@@ -38,11 +39,12 @@ def analyzer(names: NameDictionary) -> Any:
     return build_analyzer(recognizers)
 
 
-def presidio_findings(analyzer: Any, matcher: ContextMatcher, case: Case) -> set[tuple[str, int, int]]:
+def presidio_findings(
+    analyzer: Any, matcher: ContextMatcher, case: Case, detector: Detector
+) -> set[tuple[str, int, int]]:
     lang = language_of(case.text)
-    results = analyzer.analyze(
-        case.text, lang, ad_hoc_recognizers=[SubjectContextRecognizer(matcher, case.context, lang)]
-    )
+    recognizer = SubjectContextRecognizer(matcher, case.context, lang, detector.deobfuscator)
+    results = analyzer.analyze(case.text, lang, ad_hoc_recognizers=[recognizer])
     return {(r.entity_type, r.start, r.end) for r in results}
 
 
@@ -50,11 +52,12 @@ def test_same_findings_as_presidio(
     eval_set: EvalSet, names: NameDictionary, matcher: ContextMatcher, analyzer: Any
 ) -> None:
     detector = Detector(names=names, context=matcher)
-    cases = list(eval_set.cases[:1500]) + TRICKY
+    # The adversarial corpus too: the deobfuscation pass runs in both engines (as part of the context recognizer).
+    cases = list(eval_set.cases[:1500]) + TRICKY + [Case(a.text, a.context, ()) for a in CORPUS]
     differ = [
         c.text
         for c in cases
-        if {f.key() for f in detector.find(c.text, c.context)} != presidio_findings(analyzer, matcher, c)
+        if {f.key() for f in detector.find(c.text, c.context)} != presidio_findings(analyzer, matcher, c, detector)
     ]
     assert differ == []
     assert sum(bool(detector.find(c.text, c.context)) for c in cases) > 500  # the comparison is not vacuous
