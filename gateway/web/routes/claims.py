@@ -27,13 +27,22 @@ from starlette.responses import Response
 from gateway.errors import RateLimitedError, ValidationError
 from gateway.release import Row, release_one
 from gateway.services import Services
+from gateway.web.models.releases import VerifyAnswer, VerifyRequest
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    DISCLOSURE_ID_HEADER,
+    RELEASE_PROBLEMS,
+    json_body,
+    json_response,
+    problem_responses,
+)
 from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
 from gateway.web.routes.records import subject_filter
 from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, ColumnType, Filter, ReleasePlan, RequestError, parse_filters
 from policies.errors import shown_name
 
-__all__ = ["DEFAULT_VERIFY_PER_MINUTE", "VerifyRateLimiter", "parse_claims", "verify"]
+__all__ = ["DEFAULT_VERIFY_PER_MINUTE", "OPENAPI", "VerifyRateLimiter", "parse_claims", "verify"]
 
 DEFAULT_VERIFY_PER_MINUTE = 60
 _BODY_KEYS = frozenset({"subject_id", "claims"})
@@ -200,3 +209,23 @@ async def verify(request: Request) -> Response:
         claims=claims,
     )
     return to_response(released)
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/verify": {
+        "post": {
+            "summary": "Check claims about one subject against the registry (operation verify): yes or no",
+            "parameters": [AGREEMENT_ID],
+            "requestBody": json_body(VerifyRequest),
+            "responses": {
+                "200": json_response(
+                    "Only whether every claim holds; a subject that does not exist or is outside the agreement's "
+                    "scope is no match",
+                    VerifyAnswer,
+                    headers=DISCLOSURE_ID_HEADER,
+                ),
+                **problem_responses(RELEASE_PROBLEMS, 400, 401, 403, 404, 413, 415, 422, 429, 501, 502, 503, 504),
+            },
+        }
+    }
+}
