@@ -502,7 +502,7 @@ OPENAPI = {
             "requestBody": json_body(StateChange),
             "responses": {
                 "200": json_response("The changed version", AgreementVersion),
-                **_problems(400, 401, 403, 404, 409, 422, 501, 503),
+                **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
             },
         }
     },
