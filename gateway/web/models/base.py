@@ -13,12 +13,14 @@ from pydantic_core import core_schema
 from gateway.errors import GatewayError, ValidationError
 
 __all__ = [
+    "INLINE",
     "REF_TEMPLATE",
     "ClosedResponse",
     "Omitted",
     "RequestBody",
     "ResponseBody",
     "components",
+    "inline",
     "parse_body",
     "ref",
 ]
@@ -88,6 +90,17 @@ class _DocumentSchema(GenerateJsonSchema):
         else:
             return super().nullable_schema(schema)
         return inner
+
+
+#: names of the models whose schema the document shows in place of every reference to it (see :func:`inline`)
+INLINE: set[str] = set()
+
+
+def inline(model: type[M]) -> type[M]:
+    """Class decorator: the document shows ``model``'s schema where it is used instead of naming it in
+    ``components/schemas`` (small nested or single-use objects the document has always shown in place)."""
+    INLINE.add(model.__name__)
+    return model
 
 
 def ref(model: type[BaseModel]) -> dict[str, str]:

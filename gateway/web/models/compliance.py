@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from gateway.web.models.base import ClosedResponse, RequestBody, ResponseBody
+from gateway.web.models.base import ClosedResponse, RequestBody, ResponseBody, inline
 
 __all__ = [
     "AccountingEntry",
@@ -27,12 +27,14 @@ __all__ = [
 DisclosureStatus = Literal["started", "completed", "aborted", "failed"]
 
 
+@inline
 class AgreementRef(ResponseBody):
     id: str
     version: int
     digest: str
 
 
+@inline
 class DisclosureDescription(ResponseBody):
     dataset: str | None
     fields: list[Any]
@@ -40,6 +42,7 @@ class DisclosureDescription(ResponseBody):
     limit: int | None
 
 
+@inline
 class LogIndex(ResponseBody):
     started: int
     finished: int | None
@@ -73,6 +76,7 @@ class DisclosurePage(ClosedResponse):
     next_cursor: str | None = Field(description="pass back as cursor for the next (older) page; null on the last page")
 
 
+@inline
 class AccountingEntry(ClosedResponse):
     """One disclosure in a subject's accounting (the fields of gateway.audit.reader.ACCOUNTING_FIELDS)"""
 
@@ -93,6 +97,7 @@ class SubjectAccounting(ClosedResponse):
     count: int = Field(ge=0)
 
 
+@inline
 class AgreementTotals(ClosedResponse):
     agreement: str
     requests: int = Field(ge=0)
@@ -105,6 +110,7 @@ class Totals(ClosedResponse):
     agreements: list[AgreementTotals]
 
 
+@inline
 class ReceiptEntry(ClosedResponse):
     index: int = Field(ge=0)
     entry: str = Field(description="the log entry, canonical JSON")
@@ -121,15 +127,18 @@ class Receipt(ClosedResponse):
     entries: list[ReceiptEntry]
 
 
+@inline
 class SubjectQuery(RequestBody):
     subject_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
+@inline
 class Checkpoint(ClosedResponse):
     size: int = Field(ge=1)
     note: str
 
 
+@inline
 class ConsistencyProof(ClosedResponse):
     first: int
     second: int

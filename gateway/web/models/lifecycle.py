@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictStr, WithJsonSchema
 
-from gateway.web.models.base import ClosedResponse, Omitted, RequestBody, ResponseBody
+from gateway.web.models.base import ClosedResponse, Omitted, RequestBody, ResponseBody, inline
 
 __all__ = [
     "AdminAgreementList",
@@ -51,6 +51,7 @@ class AgreementVersion(_VersionFields):
     """One stored version of an agreement (without its text)"""
 
 
+@inline
 class LintFinding(ResponseBody):
     severity: str
     code: str
@@ -73,21 +74,25 @@ class AgreementVersionWithText(_VersionFields):
     diff: dict[str, Any] | Omitted = Field(default=None, description="unified diff and semantic summary")
 
 
+@inline
 class AgreementVersionList(ClosedResponse):
     agreement_id: str
     versions: list[AgreementVersionWithText] = Field(min_length=1)
 
 
+@inline
 class AdminAgreement(ClosedResponse):
     agreement_id: str
     state: VersionState | None
     versions: list[AgreementVersion]
 
 
+@inline
 class AdminAgreementList(ClosedResponse):
     agreements: list[AdminAgreement]
 
 
+@inline
 class PreviewColumn(ResponseBody):
     name: str
     class_: str = Field(alias="class")
@@ -96,6 +101,7 @@ class PreviewColumn(ResponseBody):
     withheld: str | Omitted = None
 
 
+@inline
 class Preview(ClosedResponse):
     agreement_id: str
     version: int
@@ -136,21 +142,25 @@ class ReidentificationAnswer(ClosedResponse):
     state: Literal["completed"]
 
 
+@inline
 class ReidentificationList(ClosedResponse):
     reidentifications: list[Reidentification]
 
 
+@inline
 class ApplyRequest(RequestBody):
     """An agreement text sent as JSON (or send the text itself as application/yaml)"""
 
     yaml: StrictStr
 
 
+@inline
 class StateChange(RequestBody):
     state: Annotated[StrictStr, WithJsonSchema({"enum": ["suspended", "revoked", "active"]})]
     reason: Annotated[StrictStr | None, WithJsonSchema({"type": "string", "maxLength": 500})] = None
 
 
+@inline
 class ReidentifyRequest(RequestBody):
     field: Annotated[Any, WithJsonSchema({"type": "string"})]
     tokens: Annotated[

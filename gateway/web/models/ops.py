@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gateway.web.models.base import Omitted, ResponseBody
+from gateway.web.models.base import Omitted, ResponseBody, inline
 
 __all__ = ["Liveness", "Problem", "Readiness"]
 
@@ -23,6 +23,7 @@ class Problem(ResponseBody):
     checks: dict[str, str] | Omitted = Field(default=None, description="/readyz: each dependency's state")
 
 
+@inline
 class Liveness(ResponseBody):
     status: Literal["ok"]
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema
 
-from gateway.web.models.base import ClosedResponse, Omitted, RequestBody, ResponseBody
+from gateway.web.models.base import ClosedResponse, Omitted, RequestBody, ResponseBody, inline
 
 __all__ = [
     "AggregateRequest",
@@ -31,6 +31,7 @@ __all__ = [
 SUBJECT_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 
 
+@inline
 class Condition(RequestBody):
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
@@ -69,6 +70,7 @@ class VerifyRequest(RequestBody):
     ]
 
 
+@inline
 class VerifyAnswer(ClosedResponse):
     match: bool
 
@@ -81,17 +83,20 @@ class AggregateTable(ResponseBody):
     disclosure_control: dict[str, Any]
 
 
+@inline
 class Limits(ResponseBody):
     requests_per_minute: int | None = None
     rows_per_day: int | None = None
     max_rows_per_request: int | None = None
 
 
+@inline
 class ReidentificationTerms(ResponseBody):
     allowed: bool
     fields: list[str]
 
 
+@inline
 class AgreementSummary(ResponseBody):
     id: str
     version: int

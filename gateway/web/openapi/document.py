@@ -3,7 +3,8 @@
 * **Operations** are declared next to their handlers: every route module has an ``OPENAPI`` mapping (path -> method
   -> operation), so a route and its documentation are read and changed together.
 * **Schemas** (``components/schemas``) are generated from the pydantic models of the bodies (``gateway.web.models``):
-  request bodies as they are validated, responses as they are sent.
+  request bodies as they are validated, responses as they are sent. Operations refer to models by name; a model
+  marked ``@inline`` (a small or single-use object) is shown in place of every reference to it instead.
 
 A reference to a schema that no model defines, or two modules declaring one operation, fail here, at import of the
 first request for the document, not in a client.
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.web.models import compliance, lifecycle, ops, releases
-from gateway.web.models.base import REF_TEMPLATE, components
+from gateway.web.models.base import INLINE, REF_TEMPLATE, components
 from gateway.web.openapi.parts import problem_responses
 from gateway.web.routes import (
     admin_agreements,
@@ -93,13 +94,29 @@ def _with_auth_throttle(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _in_place(node: Any, schemas: Mapping[str, Any]) -> Any:
+    """``node`` with every reference to an :func:`~gateway.web.models.base.inline` model replaced by its schema."""
+    if isinstance(node, dict):
+        target = node.get("$ref")
+        if len(node) == 1 and isinstance(target, str):
+            name = target.removeprefix(REF_TEMPLATE.format(model=""))
+            if name in INLINE:
+                return _in_place(schemas[name], schemas)
+        return {key: _in_place(value, schemas) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_in_place(value, schemas) for value in node]
+    return node
+
+
 @functools.cache
 def _document() -> dict[str, Any]:
-    schemas = components(_MODELS)
-    paths = _paths()
-    missing = sorted(set(_REF.findall(json.dumps(paths))) - set(schemas))
+    generated = components(_MODELS)
+    declared = _paths()
+    missing = sorted(set(_REF.findall(json.dumps(declared))) - set(generated))
     if missing:
         raise RuntimeError(f"the document references schemas no model defines: {', '.join(missing)}")
+    schemas = {name: _in_place(schema, generated) for name, schema in generated.items() if name not in INLINE}
+    paths = _in_place(declared, generated)
     return {
         "openapi": "3.1.0",
         "info": {
