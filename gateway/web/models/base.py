@@ -149,14 +149,18 @@ def _where(loc: Sequence[int | str], model: type[BaseModel]) -> str:
 
 
 def _reason(error: Any) -> str:
+    """`` is required``, `` must be ...`` or, in pydantic's words, ``: string should have ...``; never the value."""
     reason = _REASONS.get(error["type"])
     if reason is not None:
-        return str(reason)
+        return f" {reason}"
     message = str(error.get("msg", "is not valid"))
     shown = error.get("input")
-    if isinstance(shown, str | int | float) and not isinstance(shown, bool) and str(shown) and str(shown) in message:
-        return "is not valid"  # the message quotes the value: say less rather than repeat it
-    return message[:1].lower() + message[1:]
+    if isinstance(shown, str | int | float) and not isinstance(shown, bool):
+        text = str(shown)
+        # a short value is looked for quoted only (a lone "a" is in every sentence)
+        if (repr(text) if len(text.strip()) < 3 else text) in message:
+            return " is not valid"  # the message quotes the value: say less rather than repeat it
+    return f": {message[:1].lower()}{message[1:]}"
 
 
 def parse_body(
@@ -174,5 +178,5 @@ def parse_body(
             found = [f"unknown key(s) (allowed: {allowed})"]
         else:
             found = []
-        found += [f"{_where(e['loc'], model)} {_reason(e)}" for e in errors[:5]]
+        found += [f"{_where(e['loc'], model)}{_reason(e)}" for e in errors[:5]]
         raise error(f"{hint}: {'; '.join(found)}") from None

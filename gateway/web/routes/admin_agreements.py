@@ -30,7 +30,7 @@ from gateway.auth import Principal
 from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
 from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
-from gateway.web.models.base import ref
+from gateway.web.models.base import parse_body, ref
 from gateway.web.models.lifecycle import (
     AdminAgreementList,
     AgreementVersion,
@@ -124,11 +124,13 @@ async def _read_text(request: Request) -> str:
     """The agreement YAML: the raw body (application/yaml) or ``{"yaml": "..."}`` (application/json)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/json", ""):
-        body = await read_json(request, MAX_AGREEMENT_BYTES + 1024)
-        if not isinstance(body, dict) or set(body) != {"yaml"} or not isinstance(body["yaml"], str):
-            raise MalformedRequestError('send the agreement as application/yaml, or as JSON {"yaml": "<the text>"}')
-        text: str = body["yaml"]
-        return text
+        body = parse_body(
+            ApplyRequest,
+            await read_json(request, MAX_AGREEMENT_BYTES + 1024),
+            hint='send the agreement as application/yaml, or as JSON {"yaml": "<the text>"}',
+            error=MalformedRequestError,
+        )
+        return body.yaml
     if content_type not in _YAML_TYPES:
         raise UnsupportedMediaTypeError('send the agreement as application/yaml, or as JSON {"yaml": ...}')
     raw = bytearray()
@@ -180,12 +182,13 @@ async def set_agreement_state(request: Request) -> Response:
     require_role(principal, "admin")
     found = services(request)
     lifecycle = lifecycle_of(found)
-    body = await read_json(request, found.max_body_bytes)
-    if not isinstance(body, dict) or "state" not in body or set(body) - {"state", "reason"}:
-        raise MalformedRequestError('the body is {"state": "suspended" | "revoked" | "active", "reason": "..."}')
-    state, reason = body["state"], body.get("reason")
-    if not isinstance(state, str) or (reason is not None and not isinstance(reason, str)):
-        raise MalformedRequestError("state and reason are strings")
+    body = parse_body(
+        StateChange,
+        await read_json(request, found.max_body_bytes),
+        hint='the body is {"state": "suspended" | "revoked" | "active", "reason": "..."}',
+        error=MalformedRequestError,
+    )
+    state, reason = body.state, body.reason  # which states and reasons are allowed is the lifecycle's (422)
     agreement_id = request.path_params["agreement_id"]
     changed = await anyio.to_thread.run_sync(
         lambda: lifecycle.set_state(agreement_id, state, by=principal, reason=reason)

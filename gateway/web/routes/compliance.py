@@ -21,6 +21,7 @@ from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.errors import AuditUnavailableError, NotFoundError, ValidationError
 from gateway.services import Services
+from gateway.web.models.base import parse_body
 from gateway.web.models.compliance import Disclosure as DisclosureBody
 from gateway.web.models.compliance import DisclosurePage, Receipt, SubjectAccounting, SubjectQuery, Totals
 from gateway.web.openapi.parts import (
@@ -195,12 +196,12 @@ async def subject_disclosures(request: Request) -> Response:
     principal = await authenticate(request)
     require_role(principal, "compliance")
     found = services(request)
-    body = await read_json(request, found.max_body_bytes)
-    if not isinstance(body, dict) or set(body) != {"subject_id"} or not isinstance(body["subject_id"], str):
-        raise ValidationError('the body must be {"subject_id": "<the child\'s registry id>"}')
-    subject_id = body["subject_id"].strip()
-    if not 1 <= len(subject_id) <= 64:
-        raise ValidationError("subject_id must be 1 to 64 characters")
+    query = parse_body(
+        SubjectQuery,
+        await read_json(request, found.max_body_bytes),
+        hint='the body must be {"subject_id": "<the child\'s registry id>"} (1 to 64 characters)',
+    )
+    subject_id = query.subject_id  # stripped
     rows = await anyio.to_thread.run_sync(reader(found).subject_disclosures, subject_hash(found, subject_id))
     # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
     items = [accounting_json(row) for row in rows]

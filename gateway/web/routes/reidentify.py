@@ -42,7 +42,7 @@ from gateway.errors import (
 )
 from gateway.release import AgreementTerms, Produced, buffered_disclosure
 from gateway.services import Services
-from gateway.web.models.base import ref
+from gateway.web.models.base import parse_body, ref
 from gateway.web.models.lifecycle import (
     Reidentification,
     ReidentificationAnswer,
@@ -114,10 +114,14 @@ async def request_reidentification(request: Request) -> Response:
         raise ForbiddenError(
             f"agreement {agreement.id!r} does not allow re-identification", code="reidentification-not-allowed"
         )
-    body = await read_json(request, found.max_body_bytes + 64 * 1024)
-    if not isinstance(body, dict) or set(body) != {"field", "tokens", "reason"}:
-        raise MalformedRequestError('the body is {"field": "<tokenized field>", "tokens": [...], "reason": "..."}')
-    field, reason = body["field"], body["reason"]
+    body = parse_body(
+        ReidentifyRequest,
+        await read_json(request, found.max_body_bytes + 64 * 1024),
+        hint='the body is {"field": "<tokenized field>", "tokens": [...], "reason": "..."}',
+        error=MalformedRequestError,
+    )
+    # The envelope is the model's; the field, the reason and the tokens are checked here, each with its own code.
+    field, reason = body.field, body.reason
     if not isinstance(field, str) or field not in spec.fields:
         raise ValidationError(
             f"re-identification under {agreement.id!r} is allowed for {', '.join(spec.fields)} only",
@@ -128,7 +132,7 @@ async def request_reidentification(request: Request) -> Response:
             f"give a reason of {_MIN_REASON}-{MAX_REASON} characters: approvers decide on it", code="reason-required"
         )
     try:
-        tokens = parse_tokens(body["tokens"])
+        tokens = parse_tokens(body.tokens)
     except ValueError as exc:
         raise ValidationError(str(exc), code="invalid-tokens") from exc
     item = new_request(new_id(), agreement, field, tokens, reason.strip(), principal.name, found.clock())
