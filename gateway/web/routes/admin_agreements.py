@@ -30,6 +30,26 @@ from gateway.auth import Principal
 from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
 from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
+from gateway.web.models.base import parse_body, ref
+from gateway.web.models.lifecycle import (
+    AdminAgreementList,
+    AgreementVersion,
+    AgreementVersionList,
+    AgreementVersionWithText,
+    AppliedVersion,
+    ApplyRequest,
+    Preview,
+    StateChange,
+)
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    DISCLOSURE_ID_HEADER,
+    LIFECYCLE_PROBLEMS,
+    json_body,
+    json_response,
+    path_parameter,
+    problem_responses,
+)
 from gateway.web.problems import problem_response
 from gateway.web.routes.common import OVERSIGHT_ROLES, authenticate, read_json, request_id, require_role, services
 from gateway.web.routes.release import requester_of, to_response
@@ -43,6 +63,7 @@ from transforms.egress import EgressBlocked
 from transforms.redaction import DeferredNames
 
 __all__ = [
+    "OPENAPI",
     "PREVIEW_ROWS",
     "agreement_version",
     "agreement_versions",
@@ -103,11 +124,13 @@ async def _read_text(request: Request) -> str:
     """The agreement YAML: the raw body (application/yaml) or ``{"yaml": "..."}`` (application/json)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/json", ""):
-        body = await read_json(request, MAX_AGREEMENT_BYTES + 1024)
-        if not isinstance(body, dict) or set(body) != {"yaml"} or not isinstance(body["yaml"], str):
-            raise MalformedRequestError('send the agreement as application/yaml, or as JSON {"yaml": "<the text>"}')
-        text: str = body["yaml"]
-        return text
+        body = parse_body(
+            ApplyRequest,
+            await read_json(request, MAX_AGREEMENT_BYTES + 1024),
+            hint='send the agreement as application/yaml, or as JSON {"yaml": "<the text>"}',
+            error=MalformedRequestError,
+        )
+        return body.yaml
     if content_type not in _YAML_TYPES:
         raise UnsupportedMediaTypeError('send the agreement as application/yaml, or as JSON {"yaml": ...}')
     raw = bytearray()
@@ -159,12 +182,13 @@ async def set_agreement_state(request: Request) -> Response:
     require_role(principal, "admin")
     found = services(request)
     lifecycle = lifecycle_of(found)
-    body = await read_json(request, found.max_body_bytes)
-    if not isinstance(body, dict) or "state" not in body or set(body) - {"state", "reason"}:
-        raise MalformedRequestError('the body is {"state": "suspended" | "revoked" | "active", "reason": "..."}')
-    state, reason = body["state"], body.get("reason")
-    if not isinstance(state, str) or (reason is not None and not isinstance(reason, str)):
-        raise MalformedRequestError("state and reason are strings")
+    body = parse_body(
+        StateChange,
+        await read_json(request, found.max_body_bytes),
+        hint='the body is {"state": "suspended" | "revoked" | "active", "reason": "..."}',
+        error=MalformedRequestError,
+    )
+    state, reason = body.state, body.reason  # which states and reasons are allowed is the lifecycle's (422)
     agreement_id = request.path_params["agreement_id"]
     changed = await anyio.to_thread.run_sync(
         lambda: lifecycle.set_state(agreement_id, state, by=principal, reason=reason)
@@ -397,3 +421,92 @@ async def preview_version(request: Request) -> Response:
         produce=produce,
     )
     return to_response(disclosed)
+
+
+_VERSION = path_parameter("version", "^[0-9]{1,7}$")
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return problem_responses(LIFECYCLE_PROBLEMS, *codes)
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/versions": {
+        "get": {
+            "summary": "Versions of an agreement with their states, texts and diffs (oversight; others see only "
+            "the approved versions that name them as a party)",
+            "parameters": [AGREEMENT_ID],
+            "responses": {
+                "200": json_response(
+                    "Versions, oldest first; each after the first has a diff (unified diff and semantic summary)",
+                    AgreementVersionList,
+                ),
+                **_problems(401, 404, 501),
+            },
+        }
+    },
+    "/v1/agreements/{agreement_id}/versions/{version}": {
+        "get": {
+            "summary": "One version of an agreement with its text (oversight; others only an approved version "
+            "that names them as a party: any other answers 404, as if it did not exist)",
+            "parameters": [AGREEMENT_ID, _VERSION],
+            "responses": {
+                "200": json_response("The version", AgreementVersionWithText),
+                **_problems(401, 404, 501),
+            },
+        }
+    },
+    "/v1/admin/agreements": {
+        "get": {
+            "summary": "Every agreement with its versions' states (compliance, admin, approver)",
+            "responses": {"200": json_response("Agreements", AdminAgreementList), **_problems(401, 403, 501)},
+        },
+        "post": {
+            "summary": "Apply an agreement text as a new draft version (admin)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/yaml": {"schema": {"type": "string"}},
+                    "application/json": {"schema": ref(ApplyRequest)},
+                },
+            },
+            "responses": {
+                "201": json_response("Draft created, with lint findings", AppliedVersion),
+                "200": json_response("The same text was already applied as this version", AppliedVersion),
+                **_problems(400, 401, 403, 409, 413, 415, 422, 501, 503),
+            },
+        },
+    },
+    "/v1/admin/agreements/{agreement_id}/versions/{version}/approve": {
+        "post": {
+            "summary": "Approve a draft (approver other than its author); it becomes active unless the agreement "
+            "is suspended",
+            "parameters": [AGREEMENT_ID, _VERSION],
+            "responses": {
+                "200": json_response("The approved version", AgreementVersion),
+                **_problems(401, 403, 404, 409, 501, 503),
+            },
+        }
+    },
+    "/v1/admin/agreements/{agreement_id}/versions/{version}/preview": {
+        "get": {
+            "summary": "Effective columns and 5 transformed sample rows (admin, approver; logged as operation preview)",
+            "parameters": [AGREEMENT_ID, _VERSION],
+            "responses": {
+                "200": json_response("Columns with operators, samples", Preview, headers=DISCLOSURE_ID_HEADER),
+                **_problems(401, 403, 404, 409, 501, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/admin/agreements/{agreement_id}/state": {
+        "post": {
+            "summary": "Suspend, resume or revoke an agreement (admin); revocation destroys its keys",
+            "parameters": [AGREEMENT_ID],
+            "requestBody": json_body(StateChange),
+            "responses": {
+                "200": json_response("The changed version", AgreementVersion),
+                **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
+            },
+        }
+    },
+}

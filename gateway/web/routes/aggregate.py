@@ -29,6 +29,15 @@ from gateway.errors import NotImplementedByGatewayError, ValidationError
 from gateway.keysource import AgreementKeySource, agreement_owner, dataset_owner
 from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
+from gateway.web.models.releases import AggregateRequest, AggregateTable
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    DISCLOSURE_ID_HEADER,
+    RELEASE_PROBLEMS,
+    json_body,
+    json_response,
+    problem_responses,
+)
 from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
 from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, RequestError
@@ -46,7 +55,7 @@ from transforms.aggregate import (
 from transforms.cellkey import RecordKeys
 from transforms.sdc import CellRounder, ControlledTable, control_table, dp_table
 
-__all__ = ["aggregate", "compute_table", "loggable"]
+__all__ = ["OPENAPI", "aggregate", "compute_table", "loggable"]
 
 Row = tuple[Any, ...]
 
@@ -215,3 +224,22 @@ async def aggregate(request: Request) -> Response:
     except RequestError as exc:
         raise ValidationError(str(exc), code=exc.code) from exc
     return to_response(released)
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/aggregate": {
+        "post": {
+            "summary": "A table of counts, sums or means under the agreement's disclosure control",
+            "description": "Cells below the threshold (and cells needed to protect them) are null and listed "
+            "in suppressed; counts may be rounded or noised; see docs/disclosure-control.md",
+            "parameters": [AGREEMENT_ID],
+            "requestBody": json_body(AggregateRequest, required=False),
+            "responses": {
+                "200": json_response(
+                    "The table; X-Disclosure-Id names the log entry", AggregateTable, headers=DISCLOSURE_ID_HEADER
+                ),
+                **problem_responses(RELEASE_PROBLEMS, 400, 401, 403, 404, 409, 413, 415, 422, 429, 501, 502, 503, 504),
+            },
+        }
+    }
+}

@@ -27,16 +27,24 @@ from starlette.responses import Response
 from gateway.errors import RateLimitedError, ValidationError
 from gateway.release import Row, release_one
 from gateway.services import Services
+from gateway.web.models.base import parse_body
+from gateway.web.models.releases import VerifyAnswer, VerifyRequest
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    DISCLOSURE_ID_HEADER,
+    RELEASE_PROBLEMS,
+    json_body,
+    json_response,
+    problem_responses,
+)
 from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
 from gateway.web.routes.records import subject_filter
 from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, ColumnType, Filter, ReleasePlan, RequestError, parse_filters
-from policies.errors import shown_name
 
-__all__ = ["DEFAULT_VERIFY_PER_MINUTE", "VerifyRateLimiter", "parse_claims", "verify"]
+__all__ = ["DEFAULT_VERIFY_PER_MINUTE", "OPENAPI", "VerifyRateLimiter", "parse_claims", "verify"]
 
 DEFAULT_VERIFY_PER_MINUTE = 60
-_BODY_KEYS = frozenset({"subject_id", "claims"})
 _MATCH = b'{"match":true}'
 _NO_MATCH = b'{"match":false}'
 
@@ -163,18 +171,14 @@ async def verify(request: Request) -> Response:
     agreement = resolve_agreement(found, principal, request.path_params["agreement_id"])
     if "verify" not in agreement.operations:
         raise ValidationError(f"agreement {agreement.id!r} does not allow verify", code="operation-not-allowed")
-    body = await read_json(request, found.max_body_bytes)
-    if not isinstance(body, Mapping):
-        raise ValidationError('the request body must be a JSON object {"subject_id": ..., "claims": {...}}')
-    unknown = sorted(str(k)[:32] for k in body if k not in _BODY_KEYS)
-    if unknown:
-        raise ValidationError(
-            f"unknown request key(s) {', '.join(map(shown_name, unknown))} (allowed: claims, subject_id)"
-        )
-    if "subject_id" not in body or "claims" not in body:
-        raise ValidationError("send both subject_id and claims")
-    subject = subject_filter(agreement.dataset, body["subject_id"])
-    claims = parse_claims(agreement, body["claims"])
+    body = parse_body(
+        VerifyRequest,
+        await read_json(request, found.max_body_bytes),
+        hint='the request body must be a JSON object {"subject_id": ..., "claims": {...}}',
+    )
+    # The envelope is the model's; the subject id and the claims are checked against the agreement's dataset.
+    subject = subject_filter(agreement.dataset, body.subject_id)
+    claims = parse_claims(agreement, body.claims)
     # After validation (a malformed request costs no token), before the log and the registry are touched.
     wait = _limiter(request).acquire(agreement.id, principal.name)
     if wait > 0:
@@ -200,3 +204,23 @@ async def verify(request: Request) -> Response:
         claims=claims,
     )
     return to_response(released)
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/verify": {
+        "post": {
+            "summary": "Check claims about one subject against the registry (operation verify): yes or no",
+            "parameters": [AGREEMENT_ID],
+            "requestBody": json_body(VerifyRequest),
+            "responses": {
+                "200": json_response(
+                    "Only whether every claim holds; a subject that does not exist or is outside the agreement's "
+                    "scope is no match",
+                    VerifyAnswer,
+                    headers=DISCLOSURE_ID_HEADER,
+                ),
+                **problem_responses(RELEASE_PROBLEMS, 400, 401, 403, 404, 413, 415, 422, 429, 501, 502, 503, 504),
+            },
+        }
+    }
+}

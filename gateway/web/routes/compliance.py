@@ -21,10 +21,22 @@ from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.errors import AuditUnavailableError, NotFoundError, ValidationError
 from gateway.services import Services
+from gateway.web.models.base import parse_body
+from gateway.web.models.compliance import Disclosure as DisclosureBody
+from gateway.web.models.compliance import DisclosurePage, Receipt, SubjectAccounting, SubjectQuery, Totals
+from gateway.web.openapi.parts import (
+    COMPLIANCE_PROBLEMS,
+    json_body,
+    json_response,
+    path_parameter,
+    problem_responses,
+    query_parameter,
+)
 from gateway.web.routes.common import authenticate, read_json, require_role, services
 from policies.errors import shown_name
 
 __all__ = [
+    "OPENAPI",
     "disclosure",
     "disclosure_totals",
     "export_disclosures",
@@ -184,13 +196,108 @@ async def subject_disclosures(request: Request) -> Response:
     principal = await authenticate(request)
     require_role(principal, "compliance")
     found = services(request)
-    body = await read_json(request, found.max_body_bytes)
-    if not isinstance(body, dict) or set(body) != {"subject_id"} or not isinstance(body["subject_id"], str):
-        raise ValidationError('the body must be {"subject_id": "<the child\'s registry id>"}')
-    subject_id = body["subject_id"].strip()
-    if not 1 <= len(subject_id) <= 64:
-        raise ValidationError("subject_id must be 1 to 64 characters")
+    query = parse_body(
+        SubjectQuery,
+        await read_json(request, found.max_body_bytes),
+        hint='the body must be {"subject_id": "<the child\'s registry id>"} (1 to 64 characters)',
+    )
+    subject_id = query.subject_id  # stripped
     rows = await anyio.to_thread.run_sync(reader(found).subject_disclosures, subject_hash(found, subject_id))
     # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
     items = [accounting_json(row) for row in rows]
     return JSONResponse({"disclosures": items, "count": len(items)})
+
+
+_FILTERS = [
+    query_parameter("agreement", {"type": "string"}, "Only disclosures under this agreement id"),
+    query_parameter(
+        "principal", {"type": "string"}, "Only disclosures to this principal (compliance; ignored for requesters)"
+    ),
+    query_parameter("purpose", {"type": "string"}, "Only disclosures for this purpose"),
+    query_parameter(
+        "status", {"enum": ["started", "completed", "aborted", "failed"]}, "Only disclosures in this state"
+    ),
+    query_parameter(
+        "since", {"type": "string"}, "From this date (YYYY-MM-DD) or ISO 8601 timestamp (UTC when no offset)"
+    ),
+    query_parameter("until", {"type": "string"}, "Before this date or timestamp; must be after since"),
+    query_parameter("cursor", {"type": "string"}, "next_cursor of the previous page"),
+]
+_DISCLOSURE_ID = path_parameter(
+    "disclosure_id",
+    "^[0-9a-f]{32}$",
+    "As issued in X-Disclosure-Id (32 lowercase hex characters; /v1/disclosures/export and "
+    "/v1/disclosures/totals are other operations, not ids)",
+)
+
+
+def _problems(*codes: int, **texts: str) -> dict[str, Any]:
+    return problem_responses(COMPLIANCE_PROBLEMS, *codes, **texts)
+
+
+OPENAPI = {
+    "/v1/disclosures": {
+        "get": {
+            "summary": "Disclosures, newest first (compliance; a requester sees only its own, whatever it asks)",
+            "parameters": [
+                *_FILTERS,
+                query_parameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (default 100)"),
+            ],
+            "responses": {
+                "200": json_response("One page of disclosures", DisclosurePage),
+                **_problems(401, 403, 422, 503),
+            },
+        }
+    },
+    "/v1/disclosures/export": {
+        "get": {
+            "summary": "Every disclosure matching the filters, streamed (compliance)",
+            "parameters": [
+                *_FILTERS,
+                query_parameter("format", {"enum": ["ndjson", "csv"], "default": "ndjson"}, "Body format"),
+            ],
+            "responses": {
+                "200": {
+                    "description": "NDJSON (one Disclosure per line) or CSV with a header row (cells starting "
+                    "with =, +, -, @, tab or CR prefixed with ')",
+                    "content": {"application/x-ndjson": {}, "text/csv": {}},
+                },
+                **_problems(401, 403, 422, 503),
+            },
+        }
+    },
+    "/v1/disclosures/totals": {
+        "get": {
+            "summary": "Per agreement: requests, rows, distinct subjects, last use (compliance)",
+            "responses": {"200": json_response("Totals per agreement", Totals), **_problems(401, 403, 503)},
+        }
+    },
+    "/v1/disclosures/{disclosure_id}": {
+        "get": {
+            "summary": "One disclosure (compliance, or its requester)",
+            "parameters": [_DISCLOSURE_ID],
+            "responses": {"200": json_response("The disclosure", DisclosureBody), **_problems(401, 404, 503)},
+        }
+    },
+    "/v1/disclosures/{disclosure_id}/receipt": {
+        "get": {
+            "summary": "A receipt of the disclosure: its log entries, a signed checkpoint, inclusion proofs "
+            "(compliance, or its requester)",
+            "parameters": [_DISCLOSURE_ID],
+            "responses": {
+                "200": json_response("The receipt", Receipt),
+                **_problems(401, 404, 503, t503="No signed checkpoint covers the entry yet, or log unavailable"),
+            },
+        }
+    },
+    "/v1/subjects/disclosures": {
+        "post": {
+            "summary": "Accounting of disclosures: every disclosure that included one subject (compliance)",
+            "requestBody": json_body(SubjectQuery),
+            "responses": {
+                "200": json_response("The disclosures, oldest first", SubjectAccounting),
+                **_problems(400, 401, 403, 413, 415, 422, 503),
+            },
+        }
+    },
+}

@@ -7,11 +7,20 @@ from starlette.responses import Response
 
 from gateway.errors import ValidationError
 from gateway.release import release_rows
+from gateway.web.models.releases import ExtractRequest
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    DISCLOSURE_ID_HEADER,
+    EGRESS_409,
+    RELEASE_PROBLEMS,
+    json_body,
+    problem_responses,
+)
 from gateway.web.routes.common import authenticate, read_json, resolve_agreement, services
 from gateway.web.routes.release import requester_of, to_response
 from policies import RequestError, parse_extract_request, plan_extract
 
-__all__ = ["extract"]
+__all__ = ["OPENAPI", "extract"]
 
 
 async def extract(request: Request) -> Response:
@@ -26,3 +35,24 @@ async def extract(request: Request) -> Response:
         raise ValidationError(str(exc), code=exc.code) from exc
     requester = requester_of(request, principal)
     return to_response(await release_rows(found, requester, agreement, plan, operation="extract"))
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/extract": {
+        "post": {
+            "summary": "Extract records under the agreement, transformed by its field rules (streamed)",
+            "parameters": [AGREEMENT_ID],
+            "requestBody": json_body(ExtractRequest, required=False),
+            "responses": {
+                "200": {
+                    "description": "Streamed NDJSON or CSV; X-Disclosure-Id names the log entry",
+                    "headers": DISCLOSURE_ID_HEADER,
+                    "content": {"application/x-ndjson": {}, "text/csv": {}},
+                },
+                **problem_responses(
+                    RELEASE_PROBLEMS, 400, 401, 403, 404, 409, 413, 415, 422, 429, 501, 502, 503, 504, t409=EGRESS_409
+                ),
+            },
+        }
+    }
+}

@@ -9,10 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from gateway.errors import NotFoundError, ValidationError
+from gateway.web.models.base import ref
+from gateway.web.models.compliance import Checkpoint, ConsistencyProof
+from gateway.web.openapi.parts import COMPLIANCE_PROBLEMS, json_response, problem_responses, query_parameter
 from gateway.web.routes.common import authenticate, services
 from gateway.web.routes.compliance import reader
 
-__all__ = ["checkpoint", "consistency", "public_key"]
+__all__ = ["OPENAPI", "checkpoint", "consistency", "public_key"]
 
 
 def _b64(raw: bytes) -> str:
@@ -53,3 +56,56 @@ async def public_key(request: Request) -> Response:
     if signer is None:
         raise NotFoundError("this gateway does not sign its log")
     return PlainTextResponse(signer.public_key.to_pem(), media_type="application/x-pem-file")
+
+
+_TREE_SIZE = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999}
+
+OPENAPI = {
+    "/v1/log/checkpoint": {
+        "get": {
+            "summary": "The latest signed checkpoint of the log (Accept: text/plain for the bare note)",
+            "responses": {
+                "200": {
+                    "description": "Tree size and signed note",
+                    "content": {
+                        "application/json": {"schema": ref(Checkpoint)},
+                        "text/plain": {"schema": {"type": "string"}},
+                    },
+                },
+                **problem_responses(COMPLIANCE_PROBLEMS, 401, 404, 503, t404="The log has no signed checkpoint yet"),
+            },
+        }
+    },
+    "/v1/log/proof/consistency": {
+        "get": {
+            "summary": "RFC 9162 consistency proof between two tree sizes of the log",
+            "parameters": [
+                query_parameter("first", _TREE_SIZE, "The older tree size", required=True),
+                query_parameter("second", _TREE_SIZE, "The newer tree size, at most the current one", required=True),
+            ],
+            "responses": {
+                "200": json_response("The proof (base64 hashes)", ConsistencyProof),
+                **problem_responses(
+                    COMPLIANCE_PROBLEMS,
+                    401,
+                    422,
+                    503,
+                    t422="first and second must satisfy 0 < first <= second <= the current size",
+                ),
+            },
+        }
+    },
+    "/v1/log/public-key": {
+        "get": {
+            "summary": "The log's Ed25519 verification key (PEM)",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "PEM public key",
+                    "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+                },
+                **problem_responses(COMPLIANCE_PROBLEMS, 404, t404="This gateway does not sign its log"),
+            },
+        }
+    },
+}

@@ -7,11 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.errors import GatewayError
-from gateway.web.openapi.document import openapi_document
+from gateway.web.models.ops import Liveness, Readiness
+from gateway.web.openapi.parts import PROBLEM_SCHEMA, json_response
 from gateway.web.problems import problem_response
 from gateway.web.routes.common import request_id, services
 
-__all__ = ["healthz", "openapi", "readyz"]
+__all__ = ["OPENAPI", "healthz", "openapi", "readyz"]
 
 
 async def healthz(_request: Request) -> Response:
@@ -40,4 +41,38 @@ async def readyz(request: Request) -> Response:
 
 
 async def openapi(_request: Request) -> Response:
+    # Imported here: the document is assembled from the route modules' OPENAPI declarations, this one's included.
+    from gateway.web.openapi.document import openapi_document
+
     return JSONResponse(openapi_document())
+
+
+OPENAPI = {
+    "/healthz": {
+        "get": {
+            "summary": "Liveness",
+            "security": [],
+            "responses": {"200": json_response("The process is up", Liveness)},
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: disclosure log and registry reachable",
+            "security": [],
+            "responses": {
+                "200": json_response("Ready", Readiness),
+                "503": {
+                    "description": "Not ready: checks names the dependency that failed (problem not-ready)",
+                    "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+                },
+            },
+        }
+    },
+}

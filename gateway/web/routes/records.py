@@ -18,12 +18,23 @@ from starlette.responses import Response
 
 from gateway.errors import ValidationError
 from gateway.release import Row, release_one
+from gateway.web.models.releases import SUBJECT_ID_PATTERN
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    DISCLOSURE_ID_HEADER,
+    EGRESS_409,
+    PROBLEM_SCHEMA,
+    RELEASE_PROBLEMS,
+    json_response,
+    path_parameter,
+    problem_responses,
+)
 from gateway.web.routes.common import authenticate, resolve_agreement, services
 from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, ColumnType, Dataset, ExtractRequest, Filter, ReleasePlan, RequestError, plan_extract
 from transforms import CompiledPlan, NdjsonWriter
 
-__all__ = ["SUBJECT_ID", "records", "subject_filter"]
+__all__ = ["OPENAPI", "SUBJECT_ID", "records", "subject_filter"]
 
 #: What a subject id may look like on the wire. Checked before anything else touches it; never echoed back.
 SUBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -104,3 +115,35 @@ async def records(request: Request) -> Response:
         media_type="application/json",
     )
     return to_response(released)
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/records/{subject_id}": {
+        "get": {
+            "summary": "One subject's record under the agreement (operation record), as one JSON object",
+            "parameters": [
+                AGREEMENT_ID,
+                path_parameter(
+                    "subject_id",
+                    SUBJECT_ID_PATTERN,
+                    "The subject key of the agreement's dataset (never echoed in errors or logs)",
+                ),
+            ],
+            "responses": {
+                "200": json_response(
+                    "The record, transformed by the agreement's field rules",
+                    {"type": "object"},
+                    headers=DISCLOSURE_ID_HEADER,
+                ),
+                **problem_responses(
+                    RELEASE_PROBLEMS, 401, 403, 404, 409, 422, 429, 501, 502, 503, 504, t409=EGRESS_409
+                ),
+                "404": {
+                    "description": "Unknown agreement, or no record for this subject under the agreement "
+                    "(the same answer whether it does not exist or is outside the agreement's scope)",
+                    "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+                },
+            },
+        }
+    }
+}

@@ -42,6 +42,21 @@ from gateway.errors import (
 )
 from gateway.release import AgreementTerms, Produced, buffered_disclosure
 from gateway.services import Services
+from gateway.web.models.base import parse_body, ref
+from gateway.web.models.lifecycle import (
+    Reidentification,
+    ReidentificationAnswer,
+    ReidentificationList,
+    ReidentifyRequest,
+)
+from gateway.web.openapi.parts import (
+    AGREEMENT_ID,
+    LIFECYCLE_PROBLEMS,
+    json_body,
+    json_response,
+    path_parameter,
+    problem_responses,
+)
 from gateway.web.routes.admin_agreements import lifecycle_of
 from gateway.web.routes.common import (
     OVERSIGHT_ROLES,
@@ -55,7 +70,13 @@ from gateway.web.routes.common import (
 from gateway.web.routes.release import requester_of, to_response
 from keys import KeyDestroyedError
 
-__all__ = ["approve_reidentification", "get_reidentification", "list_reidentifications", "request_reidentification"]
+__all__ = [
+    "OPENAPI",
+    "approve_reidentification",
+    "get_reidentification",
+    "list_reidentifications",
+    "request_reidentification",
+]
 
 _MIN_REASON = 10
 
@@ -93,10 +114,14 @@ async def request_reidentification(request: Request) -> Response:
         raise ForbiddenError(
             f"agreement {agreement.id!r} does not allow re-identification", code="reidentification-not-allowed"
         )
-    body = await read_json(request, found.max_body_bytes + 64 * 1024)
-    if not isinstance(body, dict) or set(body) != {"field", "tokens", "reason"}:
-        raise MalformedRequestError('the body is {"field": "<tokenized field>", "tokens": [...], "reason": "..."}')
-    field, reason = body["field"], body["reason"]
+    body = parse_body(
+        ReidentifyRequest,
+        await read_json(request, found.max_body_bytes + 64 * 1024),
+        hint='the body is {"field": "<tokenized field>", "tokens": [...], "reason": "..."}',
+        error=MalformedRequestError,
+    )
+    # The envelope is the model's; the field, the reason and the tokens are checked here, each with its own code.
+    field, reason = body.field, body.reason
     if not isinstance(field, str) or field not in spec.fields:
         raise ValidationError(
             f"re-identification under {agreement.id!r} is allowed for {', '.join(spec.fields)} only",
@@ -107,7 +132,7 @@ async def request_reidentification(request: Request) -> Response:
             f"give a reason of {_MIN_REASON}-{MAX_REASON} characters: approvers decide on it", code="reason-required"
         )
     try:
-        tokens = parse_tokens(body["tokens"])
+        tokens = parse_tokens(body.tokens)
     except ValueError as exc:
         raise ValidationError(str(exc), code="invalid-tokens") from exc
     item = new_request(new_id(), agreement, field, tokens, reason.strip(), principal.name, found.clock())
@@ -265,3 +290,57 @@ async def _answer(
         raise
     await anyio.to_thread.run_sync(store.complete, item.id, disclosed.disclosure_id)
     return to_response(disclosed)
+
+
+_REQUEST = path_parameter("request_id", "^[A-Za-z0-9]{1,64}$")
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/reidentify": {
+        "post": {
+            "summary": "Ask for the ids behind tokens (party; the agreement must allow it; two approvers decide)",
+            "parameters": [AGREEMENT_ID],
+            "requestBody": json_body(ReidentifyRequest),
+            "responses": {
+                "202": json_response(
+                    "Pending request (Location names it)",
+                    Reidentification,
+                    headers={"Location": {"schema": {"type": "string"}}},
+                ),
+                **problem_responses(LIFECYCLE_PROBLEMS, 400, 401, 403, 404, 413, 415, 422, 501, 503),
+            },
+        }
+    },
+    "/v1/reidentifications/{request_id}": {
+        "get": {
+            "summary": "The request's state; to its requester once approved, the ids asked for (once; logged as "
+            "a disclosure, operation reidentify)",
+            "parameters": [_REQUEST],
+            "responses": {
+                "200": json_response(
+                    "The request's state, or (to its requester, once) the ids found",
+                    {"anyOf": [ref(Reidentification), ref(ReidentificationAnswer)]},
+                ),
+                **problem_responses(LIFECYCLE_PROBLEMS, 401, 403, 404, 410, 501, 502, 503, 504),
+            },
+        }
+    },
+    "/v1/admin/reidentifications": {
+        "get": {
+            "summary": "Re-identification requests (approver, admin, compliance); ?state=pending",
+            "responses": {
+                "200": json_response("Requests", ReidentificationList),
+                **problem_responses(LIFECYCLE_PROBLEMS, 401, 403, 422, 501),
+            },
+        }
+    },
+    "/v1/admin/reidentifications/{request_id}/approve": {
+        "post": {
+            "summary": "Approve a re-identification request (approver, not the requester; two distinct needed)",
+            "parameters": [_REQUEST],
+            "responses": {
+                "200": json_response("The request with its approvals", Reidentification),
+                **problem_responses(LIFECYCLE_PROBLEMS, 401, 403, 404, 409, 501, 503),
+            },
+        }
+    },
+}

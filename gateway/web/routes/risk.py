@@ -22,13 +22,15 @@ from starlette.responses import JSONResponse, Response
 from gateway.connectors import Connector
 from gateway.errors import NotFoundError
 from gateway.keysource import AgreementKeySource
+from gateway.web.models.releases import RiskReport
+from gateway.web.openapi.parts import AGREEMENT_ID, RELEASE_PROBLEMS, json_response, problem_responses
 from gateway.web.routes.common import authenticate, require_role, services
 from keys import KeyRing
 from policies import Agreement, ColumnClass, ReleasePlan, Rule, describe_rule
 from policies.errors import shown_name
 from transforms.risk import EquivalenceClasses, classes_view, k_anonymity_verdict, risk_report
 
-__all__ = ["agreement_risk", "compute_risk", "risk_quasi_identifiers"]
+__all__ = ["OPENAPI", "agreement_risk", "compute_risk", "risk_quasi_identifiers"]
 
 Row = tuple[Any, ...]
 
@@ -122,3 +124,17 @@ async def agreement_risk(request: Request) -> Response:
         )
     )
     return JSONResponse(report)
+
+
+OPENAPI = {
+    "/v1/agreements/{agreement_id}/risk": {
+        "get": {
+            "summary": "Re-identification risk of the agreement on the current data (admin, approver)",
+            "parameters": [AGREEMENT_ID],
+            "responses": {
+                "200": json_response("Records, classes, prosecutor/journalist/marketer risk", RiskReport),
+                **problem_responses(RELEASE_PROBLEMS, 401, 403, 404, 502, 504),
+            },
+        }
+    }
+}
