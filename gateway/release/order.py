@@ -7,7 +7,8 @@ by row: an outside review linked 4,810 of 4,810 children that way. Here every ex
 It is deterministic (a repeated request returns the same bytes), unrelated between agreements, unpredictable
 without the log's key, and the order in which the disclosure's subject-set commitment is computed. A ``limit``
 selects the first rows of that permutation, not the lowest registry numbers (else ``limit`` n versus n+1 would
-name the token of the child ranked n+1).
+name the token of the child ranked n+1) — unless the agreement releases the subject key as it is, which hides no
+rank: then the registry applies the limit (``gateway.release.prepare``) and only the order is permuted.
 
 Memory stays flat: rows are collected as *released* tuples (after every transform and the egress scan, so nothing
 here is more than what the requester receives) in runs of ``RUN_ROWS``; a full run is sorted and spilled to a private

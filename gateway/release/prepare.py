@@ -16,7 +16,7 @@ from gateway.controls.redaction import RedactionService
 from gateway.errors import NotImplementedByGatewayError, RegistryUnavailableError, ValidationError
 from gateway.keysource import AgreementKeySource
 from gateway.services import Services
-from policies import Agreement, ReleasePlan
+from policies import Agreement, Keep, ReleasePlan
 from transforms import CompiledPlan, HmacSha256, compile_plan
 from transforms.egress import EgressScanner
 from transforms.redaction import DeferredNames
@@ -99,6 +99,11 @@ class Prepared:
         return self.kanon.release(found.connector.stream(self.kanon.plan, batch_rows=rows))
 
 
+def _releases_subject_key(plan: ReleasePlan) -> bool:
+    key = plan.dataset.subject_key
+    return any(o.column.name == key and isinstance(o.rule, Keep) for o in plan.outputs)
+
+
 async def prepare(found: Services, agreement: Agreement, plan: ReleasePlan, *, single: bool) -> Prepared:
     """Quotas first (a refused request writes no log entry; the limit is capped to the rows left today), then the
     redaction setup, k-anonymity and the compiled transforms."""
@@ -111,8 +116,10 @@ async def prepare(found: Services, agreement: Agreement, plan: ReleasePlan, *, s
         agreement, plan, names=names, token_key=lambda: HmacSha256(keysource.tokenize_key(None))
     )
     plan = prepared.plan
-    # Extracts take their limit from the keyed release order (gateway.release.order), not from registry order.
-    fetch = plan if single else dataclasses.replace(plan, limit=None)
+    # Extracts that hide the subject key take their limit from the keyed release order (gateway.release.order), so
+    # which rows a limit selects says nothing about registry order; that needs the whole scope read. An extract that
+    # releases the subject key as it is hides no rank: the registry applies the limit, as before.
+    fetch = plan if single or _releases_subject_key(plan) else dataclasses.replace(plan, limit=None)
     kanon = k_anonymity_for(found, agreement, fetch)
     compiled = compile_plan(plan, keysource, redactor_factory=prepared.redactor_factory, egress=prepared.egress)
     if compiled.unhandled_entities:

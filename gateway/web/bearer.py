@@ -38,6 +38,12 @@ async def check_bearer(request: Request, found: Services, header: str) -> Princi
     scheme, _, credential = header.partition(" ")
     key = credential.strip()
     key_id = presented_key_id(key)
+    authenticator = found.authenticator
+    # A key this process verified moments ago passes without any work, throttled or not: other clients behind the
+    # same address (a proxy, a NAT) or someone guessing at this key id must not lock out a working client.
+    recent = authenticator.cached(key) if key and scheme.lower() == "bearer" else None
+    if recent is not None:
+        return recent
     # Refused before any check (no database read, no HMAC) while this address or key id is over its limit.
     wait = throttle.retry_after(address, key_id)
     if wait is not None:
@@ -45,8 +51,7 @@ async def check_bearer(request: Request, found: Services, header: str) -> Princi
     if scheme.lower() != "bearer" or not key:
         throttle.failed(address, None)
         raise AuthError("the Authorization header must be 'Bearer <key>'")
-    authenticator = found.authenticator
-    principal = authenticator.cached(key) or await anyio.to_thread.run_sync(authenticator.authenticate, key)
+    principal = await anyio.to_thread.run_sync(authenticator.authenticate, key)
     if principal is None:
         throttle.failed(address, key_id)
         raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")

@@ -81,7 +81,7 @@ EXPECTED_STATUS: dict[str, frozenset[int]] = {
     "verify": frozenset({200, 429}),  # 429 once the shared per-minute quota is used up
     "refused_filter": frozenset({422}),
     "refused_party": frozenset({403}),
-    "refused_key": frozenset({401}),
+    "refused_key": frozenset({401, 429}),  # 429 once this address has too many failed keys (gateway/throttle.py)
     "refused_dimension": frozenset({422}),
 }
 DISCLOSING = frozenset({"record", "extract", "aggregate", "record_miss", "extract_csv", "verify"})
