@@ -32,6 +32,7 @@ import datetime as dt
 import io
 import json.encoder
 import math
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import chain
@@ -93,6 +94,10 @@ def _make_encoder(item_separator: str) -> Callable[[Any], str]:
     ).encode
 
 
+_LINE_BREAKING = re.compile("[\u0085\u2028\u2029]")
+_ESCAPE_LINE_BREAKING = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class NdjsonWriter:
     """One JSON object per line (``\\n``), keys in column order, compact, UTF-8 with non-ASCII kept as is."""
 
@@ -124,6 +129,11 @@ class NdjsonWriter:
             text = None
         if text is None:
             text = self._exact(rows)
+        if _LINE_BREAKING.search(text) is not None:
+            # U+0085, U+2028 and U+2029 are valid raw in JSON strings, but Python's splitlines, JavaScript before
+            # ES2019 and many line readers break lines there: one record would arrive as two. They can only be
+            # inside strings (the structure holds none), so escaping them is exact.
+            text = text.translate(_ESCAPE_LINE_BREAKING)
         return _utf8(text)
 
     def _fast(self, rows: Sequence[_Row], n: int, k: int) -> str | None:

@@ -170,3 +170,19 @@ def test_writer_for() -> None:
     assert writer_for("ndjson", ("a",)).header() == b""
     with pytest.raises(ValueError, match="format"):
         writer_for("xml", ("a",))
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r", "\n"])
+def test_ndjson_lines_do_not_break_in_any_line_reader(breaker: str) -> None:
+    """A note holding a character that Python's splitlines or a pre-ES2019 JavaScript reader treats as a line end
+    must not split its record: every such character is escaped, and the value round-trips."""
+    value = f"line one{breaker}line two"
+    out = NdjsonWriter(["notes", "n"]).batch([(value, 1), ("plain", 2)]).decode("utf-8")
+    assert len(out.splitlines()) == 2 and len(out.split("\n")) == 3
+    assert [json.loads(line)["notes"] for line in out.splitlines()] == [value, "plain"]
+
+
+@given(st.lists(st.text(), min_size=1, max_size=20))
+def test_ndjson_has_one_line_per_row_for_any_text(values: list[str]) -> None:
+    out = NdjsonWriter(["v"]).batch([(v,) for v in values]).decode("utf-8")
+    assert [json.loads(line)["v"] for line in out.splitlines()] == values
