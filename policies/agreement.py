@@ -143,6 +143,8 @@ class Agreement:
     description: str = ""
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     reidentification: ReidentificationSpec = ReidentificationSpec()
+    #: set by the gateway's registry (like ``approved_by``): two approvers' acceptance of the version's measured risk
+    risk_acceptance: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def released(self) -> dict[str, Rule]:
         """Columns that leave under this agreement (every rule but ``drop``), in the agreement's order."""
