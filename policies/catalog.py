@@ -75,9 +75,9 @@ class RiskThreshold:
     """The re-identification risk an approver may approve without a risk acceptance (docs/disclosure-control.md 0).
 
     Checked on approval of an outside-use agreement that releases records, over what an extract would release
-    (after k-anonymity when the agreement has it). The defaults, 0.2 and no unique record, are the highest risk
-    El Emam's guidance accepts for data released to a trusted recipient (smallest class of 5) and the usual
-    "no sample unique" rule of statistics offices.
+    (after k-anonymity when the agreement has it). The defaults: 0.2 (smallest class of 5), a threshold commonly
+    used for data shared with a known, contractually bound recipient (El Emam's guidance ranges about 0.33 to 0.05 by
+    context), and the usual "no sample unique" rule of statistics offices.
     """
 
     max_prosecutor_risk: float = 0.2
