@@ -249,6 +249,7 @@ def openapi_document() -> dict[str, Any]:
                         "journalist_risk": {"type": "object"},
                         "marketer_risk": {"type": "number"},
                         "after_k_anonymity": {"type": "object"},
+                        "assessment": {"type": "object", "description": "against the catalog's risk_threshold"},
                         "method": {"type": "string"},
                     },
                 },

@@ -108,6 +108,46 @@ def lifecycle_schemas() -> dict[str, Any]:
                 "next": {"type": "string"},
             },
         },
+        "ApprovedVersion": {
+            "type": "object",
+            "description": "The approved version and the re-identification risk measured on approval (counts and "
+            "ratios only; null when the lifecycle cannot measure and the threshold does not bind)",
+            "required": [*version_properties, "risk"],
+            "additionalProperties": False,
+            "properties": {
+                **version_properties,
+                "risk": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "binding": {"type": "boolean"},
+                        "measured_on": {"enum": ["after_k_anonymity", "scope"]},
+                        "records": {"type": "integer", "minimum": 0},
+                        "smallest_class": {"type": "integer", "minimum": 0},
+                        "unique_records": {"type": "integer", "minimum": 0},
+                        "unique_share": {"type": "number"},
+                        "prosecutor_risk_max": {"type": "number"},
+                        "journalist_risk_max": {"type": "number"},
+                        "threshold": {"type": "object"},
+                        "exceeds_threshold": {"type": "boolean"},
+                        "problems": {"type": "array", "items": {"type": "string"}},
+                        "computed_on": {"type": "string"},
+                        "accepted_by": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+        },
+        "RiskAcceptances": {
+            "type": "object",
+            "description": "Who accepted the draft's measured risk so far (the reasons are in the disclosure log)",
+            "required": ["agreement_id", "version", "acceptances", "acceptances_needed"],
+            "additionalProperties": False,
+            "properties": {
+                "agreement_id": {"type": "string"},
+                "version": {"type": "integer"},
+                "acceptances": {"type": "array", "items": {"type": "object"}},
+                "acceptances_needed": {"type": "integer"},
+            },
+        },
         "AgreementVersionWithText": {
             "type": "object",
             "description": "One stored version with its text and, after the first, a diff from the previous one",
@@ -288,8 +328,33 @@ def lifecycle_paths() -> dict[str, Any]:
                 "is suspended",
                 "parameters": [_ID, _VERSION],
                 "responses": {
-                    "200": {"description": "The approved version", **_json(_ref("AgreementVersion"))},
+                    "200": {
+                        "description": "The approved version, with the measured risk",
+                        **_json(_ref("ApprovedVersion")),
+                    },
                     **_problems(401, 403, 404, 409, 501, 503),
+                },
+            }
+        },
+        "/v1/admin/agreements/{agreement_id}/versions/{version}/risk-acceptances": {
+            "post": {
+                "summary": "Accept a draft's measured re-identification risk above the catalog threshold (approver, "
+                "not its author; two distinct approvers before approval)",
+                "parameters": [_ID, _VERSION],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["reason"],
+                            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+                        }
+                    ),
+                },
+                "responses": {
+                    "201": {"description": "The acceptances so far", **_json(_ref("RiskAcceptances"))},
+                    **_problems(400, 401, 403, 404, 409, 413, 422, 501, 503),
                 },
             }
         },
