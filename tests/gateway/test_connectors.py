@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
@@ -18,7 +19,10 @@ from tests.conftest import TODAY
 
 
 def _plan(agreement: Agreement, filters: dict[str, Any] | None = None, limit: int | None = None) -> ReleasePlan:
-    return plan_extract(agreement, ExtractRequest(filters, None, "ndjson", limit), today=TODAY)
+    # These tests compile filters to SQL: the research agreement made filterable on birth dates and residences again
+    # (version 2 allows only status, so that filters cannot undo its generalization).
+    widened = dataclasses.replace(agreement, filterable=agreement.filterable | {"birth_date", "residence_code"})
+    return plan_extract(widened, ExtractRequest(filters, None, "ndjson", limit), today=TODAY)
 
 
 def _rows(connector: SqlConnector | MemoryConnector, plan: ReleasePlan) -> list[tuple[Any, ...]]:
