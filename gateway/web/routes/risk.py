@@ -1,9 +1,9 @@
 """GET /v1/agreements/{id}/risk — re-identification risk of what an agreement releases, on the current data.
 
 For admins and approvers deciding whether an agreement's transforms are coarse enough. Over the agreement's declared
-quasi-identifiers (or, when it declares none, its released columns of class ``quasi_identifier``; for an aggregate
-agreement, its dimensions of that class), transformed exactly as a release would transform them, within the
-agreement's row scope. Journalist risk needs a population: the whole registry dataset (no row scope) stands in for it,
+quasi-identifiers (or, when it declares none, its released quasi-identifiers as ``policies.disclosure`` counts them;
+for an aggregate agreement, its dimensions of class ``quasi_identifier``), transformed exactly as a release would
+transform them, within the agreement's row scope. Journalist risk needs a population: the whole registry dataset (no row scope) stands in for it,
 and the report says so. The report holds counts and ratios only. The computation lives in
 :mod:`gateway.agreements.risk`, where the approval check uses it too; ``assessment`` compares it with the catalog's
 threshold as approval would.
