@@ -3,10 +3,10 @@
 For admins and approvers deciding whether an agreement's transforms are coarse enough. Over the agreement's declared
 quasi-identifiers (or, when it declares none, its released quasi-identifiers as ``policies.disclosure`` counts them;
 for an aggregate agreement, its dimensions of class ``quasi_identifier``), transformed exactly as a release would
-transform them, within the agreement's row scope. Journalist risk needs a population: the whole registry dataset (no row scope) stands in for it,
-and the report says so. The report holds counts and ratios only. The computation lives in
-:mod:`gateway.agreements.risk`, where the approval check uses it too; ``assessment`` compares it with the catalog's
-threshold as approval would.
+transform them, within the agreement's row scope. Journalist risk needs a population: the whole registry dataset
+(no row scope) stands in for it, and the report says so. The report holds counts and ratios only. The computation
+lives in :mod:`gateway.agreements.risk`, where the approval check uses it too; ``assessment`` compares it with the
+catalog's threshold as approval would.
 """
 
 from __future__ import annotations
