@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.risk import risk_meter
 from gateway.agreements.store import ACTIVE, AgreementRegistry, AgreementStore
 from gateway.applog import get_logger
 from gateway.audit.log import SqlDisclosureLog
@@ -94,5 +95,7 @@ def build_services(settings: Settings) -> Services:
     )
     services.on_close.extend([log.close, engine.dispose])
     # Expiry of agreements and forgetting the keys of agreements that ended elsewhere happen as the registry refreshes.
-    services.lifecycle = AgreementLifecycle(agreements, log, ring, clock=services.clock).attach()
+    # Approval measures each version's re-identification risk on the registry (docs/disclosure-control.md 0).
+    meter = risk_meter(services.connector, ring, services.today, batch_rows=max(settings.batch_rows, 1000))
+    services.lifecycle = AgreementLifecycle(agreements, log, ring, clock=services.clock, risk=meter).attach()
     return services

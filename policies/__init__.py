@@ -15,7 +15,7 @@ from .agreement import (
     load_agreements,
     parse_agreement,
 )
-from .catalog import Catalog, Column, ColumnClass, ColumnType, Dataset, load_catalog, parse_catalog
+from .catalog import Catalog, Column, ColumnClass, ColumnType, Dataset, RiskThreshold, load_catalog, parse_catalog
 from .errors import FilterError, PolicyError, PolicyLoadError, RequestError, UnknownFieldError
 from .filters import Filter, parse_filters
 from .lint import Finding, lint_agreement
@@ -77,6 +77,7 @@ __all__ = [
     "ReidentificationSpec",
     "ReleasePlan",
     "RequestError",
+    "RiskThreshold",
     "Round",
     "Rule",
     "Tokenize",

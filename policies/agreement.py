@@ -20,6 +20,7 @@ from typing import Any
 
 from ._yaml import Node, parse_yaml
 from .catalog import Catalog, ColumnType, Dataset
+from .disclosure import is_outside_purpose, is_outside_use, released_quasi_identifiers, released_sensitive
 from .errors import FilterError, PolicyLoadError, UnknownFieldError
 from .filters import (
     OPERATORS,
@@ -90,7 +91,8 @@ class KAnonymitySpec:
     k: int
     quasi_identifiers: tuple[str, ...]
     l_diversity: int | None = None
-    sensitive: str | None = None
+    #: the sensitive columns l-diversity holds for, each on its own (distinct l-diversity per column)
+    sensitive: tuple[str, ...] = ()
     max_suppression: float = 0.05
 
 
@@ -153,6 +155,8 @@ class Agreement:
     filters: Mapping[str, FieldFilter] = field(default_factory=dict)
     #: per verifiable field, how a verify claim is checked (eq on the exact value: that is what a claim is)
     claims: Mapping[str, FieldFilter] = field(default_factory=dict)
+    #: set by the gateway's registry (like ``approved_by``): two approvers' acceptance of the version's measured risk
+    risk_acceptance: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def released(self) -> dict[str, Rule]:
         """Columns that leave under this agreement (every rule but ``drop``), in the agreement's order."""
@@ -337,18 +341,71 @@ def _k_anonymity(node: Node, dataset: Dataset, released: Mapping[str, Rule]) -> 
     for name in qis:
         if name not in released:
             spec["quasi_identifiers"].fail(f"quasi-identifier {name!r} is not released by this agreement")
+    if not qis:
+        spec["quasi_identifiers"].fail("name at least one quasi-identifier")
     l_value: int | None = None
-    sensitive: str | None = None
+    sensitive: list[str] = []
     if "l_diversity" in spec:
         ld = spec["l_diversity"].mapping(allowed={"l", "sensitive"}, required={"l", "sensitive"})
         l_value = ld["l"].as_int(minimum=2, maximum=1000)
-        sensitive = ld["sensitive"].as_str()
-        if sensitive not in released:
-            ld["sensitive"].fail(f"sensitive column {sensitive!r} is not released by this agreement")
+        # One column or a list: each listed column must show at least l distinct values in every released class.
+        sensitive = [ld["sensitive"].as_str()] if isinstance(ld["sensitive"].value, str) else []
+        if not sensitive:
+            sensitive = _columns(ld["sensitive"], dataset, "sensitive")
+        for name in sensitive:
+            if name not in released:
+                ld["sensitive"].fail(f"sensitive column {name!r} is not released by this agreement")
     max_suppression = spec["max_suppression"].as_number(minimum=0) if "max_suppression" in spec else 0.05
     if max_suppression > 1:
         spec["max_suppression"].fail("max_suppression is a fraction between 0 and 1")
-    return KAnonymitySpec(spec["k"].as_int(minimum=2, maximum=10_000), tuple(qis), l_value, sensitive, max_suppression)
+    return KAnonymitySpec(
+        spec["k"].as_int(minimum=2, maximum=10_000), tuple(qis), l_value, tuple(sensitive), max_suppression
+    )
+
+
+def _require_disclosure_control(
+    root: Node,
+    spec: Mapping[str, Node],
+    purpose: str,
+    dataset: Dataset,
+    released: Mapping[str, Rule],
+    k_anon: KAnonymitySpec | None,
+) -> None:
+    """Disclosure control by default (policies/disclosure.py): an outside-use release of quasi-identifiers record by
+    record needs k-anonymity over all of them, with l-diversity over every released sensitive column."""
+    if not is_outside_use(purpose, dataset, released):
+        return
+    qis = released_quasi_identifiers(dataset, released)
+    if not qis:
+        return
+    why = (
+        f"purpose {purpose!r} is an outside use"
+        if is_outside_purpose(purpose)
+        else "the release names nobody (no direct identifier is kept), so it is an outside use"
+    )
+    if k_anon is None:
+        where = spec["disclosure_control"] if "disclosure_control" in spec else spec.get("fields", root)
+        where.fail(
+            f"{why} releasing quasi-identifiers ({', '.join(qis)}) record by record: declare "
+            "disclosure_control.k_anonymity over them, with l_diversity over the released sensitive columns "
+            "(docs/disclosure-control.md)"
+        )
+    kn_node: Node = spec["disclosure_control"].value["k_anonymity"]
+    kn: Mapping[str, Node] = kn_node.value
+    missing = [q for q in qis if q not in k_anon.quasi_identifiers]
+    if missing:
+        kn["quasi_identifiers"].fail(
+            f"released quasi-identifier(s) {', '.join(missing)} missing from k_anonymity.quasi_identifiers: an "
+            "outsider matches on every released one (tokens of other entities and date shifts included)"
+        )
+    sensitive = released_sensitive(dataset, released)
+    uncovered = [c for c in sensitive if c not in k_anon.sensitive]
+    if uncovered:
+        where = kn.get("l_diversity", kn_node)
+        where.fail(
+            f"released sensitive column(s) {', '.join(uncovered)} not covered by l_diversity: a class whose members "
+            "all share a flag discloses it for each of them; add them to l_diversity.sensitive (or drop them)"
+        )
 
 
 def _aggregate(node: Node, dataset: Dataset) -> AggregateSpec:
@@ -558,6 +615,8 @@ def parse_agreement(text: str, catalog: Catalog, source: str = "<memory>") -> Ag
     reidentification = (
         _reidentification(spec["reidentification"], released) if "reidentification" in spec else ReidentificationSpec()
     )
+    # Last, so that a plainer mistake elsewhere (a typo in limits) is reported first.
+    _require_disclosure_control(root, spec, purpose, dataset, released, k_anon)
     document = root.plain()
     return Agreement(
         id=agreement_id,

@@ -17,7 +17,16 @@ from types import MappingProxyType
 from ._yaml import Node, parse_yaml
 from .errors import PolicyLoadError
 
-__all__ = ["Catalog", "Column", "ColumnClass", "ColumnType", "Dataset", "load_catalog", "parse_catalog"]
+__all__ = [
+    "Catalog",
+    "Column",
+    "ColumnClass",
+    "ColumnType",
+    "Dataset",
+    "RiskThreshold",
+    "load_catalog",
+    "parse_catalog",
+]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Table names may be schema-qualified on PostgreSQL (registry.child_registry).
@@ -62,12 +71,39 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskThreshold:
+    """The re-identification risk an approver may approve without a risk acceptance (docs/disclosure-control.md 0).
+
+    Checked on approval of an outside-use agreement that releases records, over what an extract would release
+    (after k-anonymity when the agreement has it). The defaults: 0.2 (smallest class of 5), a threshold commonly
+    used for data shared with a known, contractually bound recipient (El Emam's guidance ranges about 0.33 to 0.05 by
+    context), and the usual "no sample unique" rule of statistics offices.
+    """
+
+    max_prosecutor_risk: float = 0.2
+    max_unique_records: int = 0
+
+    def problems(self, prosecutor_max: float, unique_records: int) -> list[str]:
+        """Why measured figures exceed the threshold (empty when they do not): names and numbers, no data."""
+        found = []
+        if prosecutor_max > self.max_prosecutor_risk:
+            found.append(f"prosecutor risk {prosecutor_max:.4g} exceeds the catalog's {self.max_prosecutor_risk:.4g}")
+        if unique_records > self.max_unique_records:
+            found.append(f"{unique_records} unique record(s), the catalog allows {self.max_unique_records}")
+        return found
+
+    def describe(self) -> dict[str, float | int]:
+        return {"max_prosecutor_risk": self.max_prosecutor_risk, "max_unique_records": self.max_unique_records}
+
+
+@dataclass(frozen=True, slots=True)
 class Dataset:
     name: str
     title: str
     table: str
     subject_key: str
     columns: Mapping[str, Column]
+    risk_threshold: RiskThreshold = RiskThreshold()
 
     def column(self, name: str) -> Column | None:
         return self.columns.get(name)
@@ -114,7 +150,7 @@ def _parse_dataset(name: str, node: Node) -> Dataset:
     if not _NAME.match(name):
         node.fail("dataset names are lowercase letters, digits and underscores, starting with a letter")
     spec = node.mapping(
-        allowed={"title", "table", "subject_key", "columns", "description"},
+        allowed={"title", "table", "subject_key", "columns", "description", "risk_threshold"},
         required={"table", "subject_key", "columns"},
     )
     table = spec["table"].as_str()
@@ -127,7 +163,21 @@ def _parse_dataset(name: str, node: Node) -> Dataset:
     if subject_key not in columns:
         spec["subject_key"].fail(f"subject_key {subject_key!r} is not one of the dataset's columns")
     title = spec["title"].as_str() if "title" in spec else name
-    return Dataset(name, title, table, subject_key, MappingProxyType(columns))
+    threshold = _risk_threshold(spec["risk_threshold"]) if "risk_threshold" in spec else RiskThreshold()
+    return Dataset(name, title, table, subject_key, MappingProxyType(columns), threshold)
+
+
+def _risk_threshold(node: Node) -> RiskThreshold:
+    spec = node.mapping(allowed={"max_prosecutor_risk", "max_unique_records"})
+    default = RiskThreshold()
+    risk = spec["max_prosecutor_risk"].as_number(exclusive_minimum=0) if "max_prosecutor_risk" in spec else None
+    if risk is not None and risk > 1:
+        spec["max_prosecutor_risk"].fail("max_prosecutor_risk is a probability, at most 1")
+    uniques = spec["max_unique_records"].as_int(minimum=0, maximum=10**12) if "max_unique_records" in spec else None
+    return RiskThreshold(
+        default.max_prosecutor_risk if risk is None else float(risk),
+        default.max_unique_records if uniques is None else uniques,
+    )
 
 
 def parse_catalog(text: str, source: str = "<memory>") -> Catalog:

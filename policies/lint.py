@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .agreement import Agreement
 from .catalog import ColumnClass
+from .disclosure import OUTSIDE_PURPOSES, is_outside_purpose
 from .rules import DateShift, Keep, Mask, Redact, Tokenize
 
 __all__ = [
@@ -28,8 +29,8 @@ __all__ = [
 
 #: column formats the egress scan detects (validated identifiers): a kept column of one must be in egress.exempt
 EGRESS_DETECTED_FORMATS = frozenset({"resident_id", "student_number", "mobile", "bank_card", "email"})
-#: purposes whose recipients should never need to know who a child is
-DE_IDENTIFIED_PURPOSES = frozenset({"research", "statistics", "official_statistics", "evaluation", "public_statistics"})
+#: purposes whose recipients should never need to know who a child is (one list with the parser's default rule)
+DE_IDENTIFIED_PURPOSES = OUTSIDE_PURPOSES
 #: purpose slugs that say nothing about why data is shared
 _VAGUE_PURPOSES = frozenset({"other", "misc", "general", "any", "various", "unspecified", "tbd", "test", "testing"})
 #: a legal basis shorter than this cannot name a law and article, an ethics approval or a contract
@@ -118,7 +119,7 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
             "description",
             "neither a description nor a descriptive title: say what the data is used for, for approvers and audits",
         )
-    de_identified = agreement.purpose in DE_IDENTIFIED_PURPOSES
+    de_identified = is_outside_purpose(agreement.purpose)
     released = agreement.released()
     k_anon_qis = set(agreement.k_anonymity.quasi_identifiers) if agreement.k_anonymity else set()
     # Records that carry a direct identifier unchanged name the person already: a quasi-identifier next to it adds
@@ -211,7 +212,7 @@ def _lint_combinations(agreement: Agreement, add: Callable[[str, str, str, str],
     released = agreement.released()
     columns = agreement.dataset.columns
     qis = [n for n in released if columns[n].cls is ColumnClass.QUASI_IDENTIFIER]
-    if agreement.purpose in DE_IDENTIFIED_PURPOSES and agreement.k_anonymity is None and len(qis) >= _QI_COMBINATION:
+    if is_outside_purpose(agreement.purpose) and agreement.k_anonymity is None and len(qis) >= _QI_COMBINATION:
         add(
             "warning",
             "quasi-identifier-combination",
@@ -225,7 +226,7 @@ def _lint_combinations(agreement: Agreement, add: Callable[[str, str, str, str],
     if (
         identifying
         and "extract" in agreement.operations
-        and agreement.purpose not in DE_IDENTIFIED_PURPOSES
+        and not is_outside_purpose(agreement.purpose)
         and not agreement.row_scope
         and agreement.limits.max_rows_per_request is None
     ):
@@ -242,7 +243,7 @@ def _lint_perturbation(agreement: Agreement, add: Callable[[str, str, str, str],
     """Count tables for outside recipients need a consistent perturbation (cell key) or differential privacy:
     thresholds, suppression and rounding alone are undone by differencing queries with different filters."""
     spec = agreement.aggregate
-    if spec is None or spec.differential_privacy is not None or agreement.purpose not in DE_IDENTIFIED_PURPOSES:
+    if spec is None or spec.differential_privacy is not None or not is_outside_purpose(agreement.purpose):
         return
     if spec.perturbation is None:
         declined = isinstance(agreement.document.get("aggregate"), dict) and (

@@ -58,6 +58,29 @@ def demo_agreement_texts(today: dt.date = TODAY) -> dict[str, str]:
     }
 
 
+def coarse_research(today: dt.date = TODAY) -> str:
+    """The demo research agreement numbered version 1 and coarsened for the 600-child test registry.
+
+    The demo's k = 5 classes (birth year x gender x province x enrollment year) are sound on a real registry (2%
+    suppressed among 20,000 children) but two thirds of 600 children fall in small classes there, so every extract
+    would be refused. Tests of gateway mechanics (lifecycle, logging, quotas...) need extracts that work: classes over
+    birth year and gender only hold ~60 children each. The demo text itself is tested in tests/policies and
+    tests/gateway/test_kanonymity_http.py.
+    """
+    text = demo_agreement_texts(today)["research-continuity.yaml"].replace("version: 2", "version: 1")
+    for old, new in (
+        ("residence_code:  {generalize: {prefix: 2}}", "residence_code:  drop"),
+        ("enrollment_date: {generalize: year}", "enrollment_date: drop"),
+        (
+            "quasi_identifiers: [birth_date, gender, residence_code, enrollment_date]",
+            "quasi_identifiers: [birth_date, gender]",
+        ),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 def demo_agreements(catalog: Catalog, today: dt.date = TODAY) -> dict[str, Agreement]:
     result = {}
     for name, text in demo_agreement_texts(today).items():

@@ -42,14 +42,20 @@ Row = tuple[Any, ...]
 
 
 class EquivalenceClasses:
-    """Class sizes, and for l-diversity the distinct sensitive values of each class (at most ``l`` kept per class)."""
+    """Class sizes, and for l-diversity the distinct sensitive values of each class (at most ``l`` kept per class).
 
-    __slots__ = ("_l", "distinct", "records", "sizes")
+    With ``attributes`` > 1 each sensitive value is a tuple (one value per sensitive column) and diversity is the
+    smallest number of distinct values over the columns: every column must be l-diverse on its own, since a class
+    whose members all share one flag discloses that flag whatever the other columns show.
+    """
 
-    def __init__(self, l_diversity: int | None = None) -> None:
+    __slots__ = ("_attributes", "_l", "distinct", "records", "sizes")
+
+    def __init__(self, l_diversity: int | None = None, attributes: int = 1) -> None:
         self._l = l_diversity
+        self._attributes = attributes
         self.sizes: dict[Row, int] = {}
-        self.distinct: dict[Row, set[Any]] = {}
+        self.distinct: dict[Row, list[set[Any]]] = {}
         self.records = 0
 
     def add(self, keys: Sequence[Row], sensitive: Sequence[Any] | None = None) -> None:
@@ -58,14 +64,19 @@ class EquivalenceClasses:
             sizes[key] = sizes.get(key, 0) + 1
         self.records += len(keys)
         if self._l is not None and sensitive is not None:
-            cap = self._l
+            cap, width = self._l, self._attributes
             for key, value in zip(keys, sensitive, strict=True):
-                seen = self.distinct.setdefault(key, set())
-                if len(seen) < cap:
-                    seen.add(value)
+                seen = self.distinct.get(key)
+                if seen is None:
+                    seen = self.distinct[key] = [set() for _ in range(width)]
+                values = value if width > 1 else (value,)
+                for column, v in zip(seen, values, strict=True):
+                    if len(column) < cap:
+                        column.add(v)
 
     def diversity(self, key: Row) -> int:
-        return len(self.distinct.get(key, ()))
+        seen = self.distinct.get(key)
+        return min(len(column) for column in seen) if seen else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +153,7 @@ def classes_view(
     quasi_identifiers: Mapping[str, Rule],
     keys: KeySource,
     *,
-    sensitive: tuple[str, Rule] | None = None,
+    sensitive: Mapping[str, Rule] | None = None,
 ) -> ClassesView:
     """Extend ``plan`` (limit removed) so that each fetched row also yields its class key: the transformed QIs."""
     dataset = plan.dataset
@@ -154,7 +165,7 @@ def classes_view(
         return OutputField(name, dataset.columns[name], rule, projection.index(name))
 
     qi_fields = [field(name, rule) for name, rule in quasi_identifiers.items()]
-    sensitive_fields = [field(*sensitive)] if sensitive is not None else []
+    sensitive_fields = [field(name, rule) for name, rule in (sensitive or {}).items()]
     subject = dataset.column(plan.projection[0])
     options: dict[str, Any] = {
         "reference_date": plan.reference_date,
@@ -187,7 +198,7 @@ class KAnonymityRelease:
     ) -> None:
         self.spec = spec
         self.limit = plan.limit
-        sensitive = (spec.sensitive, rules[spec.sensitive]) if spec.sensitive and spec.l_diversity else None
+        sensitive = {c: rules[c] for c in spec.sensitive} if spec.sensitive and spec.l_diversity else None
         self.view = classes_view(plan, {q: rules[q] for q in spec.quasi_identifiers}, keys, sensitive=sensitive)
         self.verdict: KAnonymityVerdict | None = None
         self._sizes: dict[Row, int] = {}
@@ -201,10 +212,12 @@ class KAnonymityRelease:
     def _sensitive(self, batch: Sequence[Row]) -> list[Any] | None:
         if self.view.sensitive is None:
             return None
-        return [r[0] for r in self.view.sensitive.rows(batch)]
+        if len(self.spec.sensitive) == 1:
+            return [r[0] for r in self.view.sensitive.rows(batch)]
+        return list(self.view.sensitive.rows(batch))
 
     def count(self, batches: Iterable[Sequence[Row]]) -> KAnonymityVerdict:
-        classes = EquivalenceClasses(self.spec.l_diversity)
+        classes = EquivalenceClasses(self.spec.l_diversity, max(len(self.spec.sensitive), 1))
         try:
             for batch in batches:
                 classes.add(self.view.classes.rows(batch), self._sensitive(batch))

@@ -8,6 +8,10 @@ Rules (docs/agreements.md, "Lifecycle"):
 * ``approve`` (role approver) by someone other than the version's author (four eyes). Approval *is* the decision, so
   it activates the version at once (the previous active version becomes ``superseded``), unless the agreement is
   suspended: then the version waits, ``approved``, until an admin resumes the agreement. Lint errors block approval.
+  Approval measures the version's re-identification risk on the registry (:mod:`gateway.agreements.risk`) and puts
+  the figures into its log entry; above the catalog's threshold (outside-use record releases) it is refused unless
+  two distinct approvers, neither the author, recorded a risk acceptance with a reason (``accept_risk``). The
+  acceptance goes into the approval's log entry and into the write-ahead entry of every disclosure under the version.
 * ``suspend``/``resume`` (role admin) stop and restart an agreement without touching its keys.
 * ``revoke`` (role admin) and expiry (``valid_until`` passed) end an agreement for good and destroy its keys
   (crypto-shredding), and the keys of each of its linkage domains that no other agreement in force still uses.
@@ -27,18 +31,22 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from gateway.agreements.risk import RiskAssessment, assess, binds, log_figures
 from gateway.agreements.store import (
     ACTIVE,
     APPROVED,
     DRAFT,
     EXPIRED,
     REVOKED,
+    RISK_ACCEPTANCES_NEEDED,
     SUPERSEDED,
     SUSPENDED,
     TERMINAL_STATES,
     AgreementRegistry,
+    RiskAcceptance,
     StoredVersion,
     agreement_state,
+    risk_acceptance_entry,
 )
 from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
@@ -58,8 +66,11 @@ __all__ = [
     "AgreementInvalidError",
     "AgreementLifecycle",
     "ApplyResult",
+    "ApprovalResult",
     "LifecycleConflictError",
     "LintRefusedError",
+    "RiskMeter",
+    "RiskRefusedError",
     "agreement_domains",
 ]
 
@@ -85,6 +96,28 @@ class LifecycleConflictError(GatewayError):
 
 class LintRefusedError(LifecycleConflictError):
     code = "lint-errors"
+
+
+class RiskRefusedError(LifecycleConflictError):
+    """The measured risk exceeds the catalog's threshold and two approvers have not accepted it."""
+
+    code = "risk-above-threshold"
+
+    def __init__(self, detail: str, *, risk: Mapping[str, Any], code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        #: counts and ratios, the threshold and the acceptances so far: shown in the problem body
+        self.risk = dict(risk)
+
+
+#: computes the risk report of an agreement on the registry (gateway.agreements.risk.compute_risk bound to a connector)
+RiskMeter = Callable[[Agreement], Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalResult:
+    version: StoredVersion
+    risk: RiskAssessment | None
+    acceptances: list[RiskAcceptance] = field(default_factory=list)
 
 
 class AgreementInvalidError(GatewayError):
@@ -149,12 +182,14 @@ class AgreementLifecycle:
         keyring: KeyRing,
         *,
         clock: Callable[[], dt.datetime] | None = None,
+        risk: RiskMeter | None = None,
     ) -> None:
         self._registry = registry
         self._store = registry.store
         self._log = log
         self._ring = keyring
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._risk = risk
 
     def __repr__(self) -> str:
         return "AgreementLifecycle()"
@@ -206,6 +241,82 @@ class AgreementLifecycle:
                 continue
         return lint_agreements([*others, agreement]).get(agreement.id, [])
 
+    def measure_risk(self, agreement: Agreement) -> RiskAssessment | None:
+        """The version's risk on the registry against the catalog threshold; None when no meter is configured and
+        the threshold does not bind (an identified or table-only agreement needs no measurement to be approved)."""
+        if self._risk is None:
+            if binds(agreement):
+                raise LifecycleConflictError(
+                    f"{agreement.id!r} releases records for an outside use and its re-identification risk must be "
+                    "measured before approval, but this gateway has no registry connection to measure it",
+                    code="risk-not-measured",
+                )
+            return None
+        return assess(agreement, self._risk(agreement))
+
+    def _draft_agreement(self, agreement_id: str, version: int, approver: Principal, what: str) -> Agreement:
+        """Checks shared by approve and accept_risk: role, draft state, four eyes, still parses."""
+        if not approver.has("approver"):
+            raise ForbiddenError(f"{what} an agreement needs the role approver", code="role-required")
+        target = self._version(agreement_id, version)
+        if target.state != DRAFT:
+            by = f" by {target.approved_by}" if target.approved_by else ""
+            raise LifecycleConflictError(
+                f"version {version} of {agreement_id!r} is {target.state}{by}; only a draft can be approved",
+                code="not-a-draft",
+            )
+        if approver.name == target.author:
+            raise ForbiddenError(
+                f"you applied version {version} of {agreement_id!r}; another approver must approve it (four eyes)",
+                code="four-eyes",
+            )
+        try:
+            return self._registry.parse(target)
+        except PolicyError as exc:
+            raise LifecycleConflictError(
+                f"version {version} no longer matches the catalog: {exc}; fix it and apply a new version",
+                code="invalid-agreement",
+            ) from exc
+
+    def accept_risk(
+        self, agreement_id: str, version: int, *, approver: Principal, reason: str | None
+    ) -> list[RiskAcceptance]:
+        """Record that ``approver`` accepts the draft's measured risk above the threshold, and why (logged)."""
+        agreement = self._draft_agreement(agreement_id, version, approver, "accepting the risk of")
+        reason = _check_reason(reason)
+        if reason is None:
+            raise AgreementInvalidError("a risk acceptance needs a reason (it goes into the disclosure log)", [])
+        assessment = self.measure_risk(agreement)
+        if assessment is None or not assessment.exceeds:
+            raise LifecycleConflictError(
+                f"the measured risk of version {version} of {agreement_id!r} is within the catalog's threshold; "
+                "there is nothing to accept: approve it",
+                code="risk-within-threshold",
+            )
+        figures = log_figures(assessment)
+        acceptance = RiskAcceptance(approver.name, reason, self._clock(), figures)
+        if not self._store.add_risk_acceptance(agreement_id, version, acceptance):
+            raise LifecycleConflictError(
+                f"you already accepted the risk of version {version} of {agreement_id!r}; a second, different "
+                "approver must accept it too",
+                code="risk-already-accepted",
+            )
+        try:
+            self._log.append_event(
+                {
+                    "type": "agreement.risk_accepted",
+                    "agreement": {"id": agreement_id, "version": version, "digest": agreement.digest},
+                    "by": approver.name,
+                    "reason": reason,
+                    "figures": figures,
+                }
+            )
+        except Exception:
+            self._store.remove_risk_acceptance(agreement_id, version, approver.name)
+            raise
+        _log.info("agreement_risk_accepted", agreement=agreement_id, version=version, by=approver.name)
+        return self._store.risk_acceptances(agreement_id, version)
+
     # -- changes ----------------------------------------------------------------------------------------------------
     def _record(
         self,
@@ -215,6 +326,7 @@ class AgreementLifecycle:
         by: str,
         reason: str | None,
         also: Sequence[tuple[StoredVersion, str]] = (),
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         entry: dict[str, Any] = {
             "type": "agreement.state_changed",
@@ -223,6 +335,7 @@ class AgreementLifecycle:
             "to": after,
             "by": by,
             "reason": reason,
+            **(extra or {}),
         }
         if also:
             entry["also"] = [{"version": v.version, "digest": v.digest, "from": v.state, "to": to} for v, to in also]
@@ -237,6 +350,7 @@ class AgreementLifecycle:
         reason: str | None = None,
         approve: bool = False,
         also: list[tuple[StoredVersion, str]] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> StoredVersion:
         """One atomic change (``version`` to ``to``, plus ``also``), recorded in the log or undone."""
         also = also or []
@@ -249,7 +363,7 @@ class AgreementLifecycle:
                 code="agreement-changed",
             )
         try:
-            self._record(version, version.state, to, by, reason, also)
+            self._record(version, version.state, to, by, reason, also, extra)
         except Exception:
             self._store.restore([version, *(v for v, _ in also)])
             raise
@@ -319,20 +433,12 @@ class AgreementLifecycle:
 
     def approve(self, agreement_id: str, version: int, *, approver: Principal) -> StoredVersion:
         """Approve a draft (approver, not its author); activates it unless the agreement is suspended."""
-        if not approver.has("approver"):
-            raise ForbiddenError("approving an agreement needs the role approver", code="role-required")
+        return self.approve_measured(agreement_id, version, approver=approver).version
+
+    def approve_measured(self, agreement_id: str, version: int, *, approver: Principal) -> ApprovalResult:
+        """``approve``, also returning the measured risk (shown by the HTTP API and the CLI)."""
+        agreement = self._draft_agreement(agreement_id, version, approver, "approving")
         target = self._version(agreement_id, version)
-        if target.state != DRAFT:
-            by = f" by {target.approved_by}" if target.approved_by else ""
-            raise LifecycleConflictError(
-                f"version {version} of {agreement_id!r} is {target.state}{by}; only a draft can be approved",
-                code="not-a-draft",
-            )
-        if approver.name == target.author:
-            raise ForbiddenError(
-                f"you applied version {version} of {agreement_id!r}; another approver must approve it (four eyes)",
-                code="four-eyes",
-            )
         versions = self._store.versions(agreement_id)
         state = agreement_state(versions)
         if state in TERMINAL_STATES:
@@ -346,13 +452,6 @@ class AgreementLifecycle:
                 "version instead",
                 code="version-too-old",
             )
-        try:
-            agreement = self._registry.parse(target)
-        except PolicyError as exc:
-            raise LifecycleConflictError(
-                f"version {version} no longer matches the catalog: {exc}; fix it and apply a new version",
-                code="invalid-agreement",
-            ) from exc
         errors = [f for f in self.lint(agreement) if f.severity == "error"]
         if errors:
             raise LintRefusedError(
@@ -367,11 +466,31 @@ class AgreementLifecycle:
                 "made again: choose a new domain name",
                 code="domain-destroyed",
             )
-        approved = self._change(target, APPROVED, by=approver.name, approve=True)
+        assessment = self.measure_risk(agreement)
+        extra: dict[str, Any] = {}
+        accepted: list[RiskAcceptance] = []
+        if assessment is not None:
+            extra["risk"] = log_figures(assessment)
+            if assessment.exceeds:
+                accepted = self._store.risk_acceptances(agreement_id, version)
+                if len({a.approver for a in accepted}) < RISK_ACCEPTANCES_NEEDED:
+                    raise RiskRefusedError(
+                        f"the measured re-identification risk of version {version} exceeds the catalog's threshold "
+                        f"({'; '.join(assessment.problems)}); generalize more, or two distinct approvers must each "
+                        f"accept the risk with a reason first ({len(accepted)} of {RISK_ACCEPTANCES_NEEDED} so far)",
+                        risk={
+                            **assessment.describe(),
+                            "acceptances": [{"by": a.approver, "at": a.describe()["at"]} for a in accepted],
+                            "acceptances_needed": RISK_ACCEPTANCES_NEEDED,
+                        },
+                    )
+                extra["risk_acceptance"] = risk_acceptance_entry(accepted)
+        approved = self._change(target, APPROVED, by=approver.name, approve=True, extra=extra)
         if state == SUSPENDED:
-            return approved  # waits for an admin to resume the agreement
+            return ApprovalResult(approved, assessment, accepted)  # waits for an admin to resume the agreement
         previous = [v for v in versions if v.state == ACTIVE]
-        return self._change(approved, ACTIVE, by=approver.name, also=[(v, SUPERSEDED) for v in previous])
+        active = self._change(approved, ACTIVE, by=approver.name, also=[(v, SUPERSEDED) for v in previous])
+        return ApprovalResult(active, assessment, accepted)
 
     def set_state(self, agreement_id: str, state: str, *, by: Principal, reason: str | None = None) -> StoredVersion:
         """Suspend, resume (``active``) or revoke an agreement (admin)."""

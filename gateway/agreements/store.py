@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.applog import get_logger
-from gateway.db.tables import AgreementVersionRow
+from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow
 from policies import Agreement, Catalog, PolicyError, parse_agreement
 from policies._yaml import parse_yaml
 
@@ -41,6 +43,7 @@ __all__ = [
     "DRAFT",
     "EXPIRED",
     "REVOKED",
+    "RISK_ACCEPTANCES_NEEDED",
     "SUPERSEDED",
     "SUSPENDED",
     "TERMINAL_STATES",
@@ -48,9 +51,11 @@ __all__ = [
     "AgreementStore",
     "AgreementVersionRow",
     "InactiveAgreement",
+    "RiskAcceptance",
     "StoredVersion",
     "agreement_state",
     "inactive_agreement",
+    "risk_acceptance_entry",
 ]
 
 DRAFT, APPROVED, ACTIVE, SUSPENDED = "draft", "approved", "active", "suspended"
@@ -61,6 +66,22 @@ _log = get_logger("gateway.agreements")
 
 
 _versions = AgreementVersionRow.__table__  # type: ignore[attr-defined]
+_acceptances = AgreementRiskAcceptanceRow.__table__  # type: ignore[attr-defined]
+#: distinct approvers who must accept a risk above the catalog threshold before a version can be approved
+RISK_ACCEPTANCES_NEEDED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAcceptance:
+    """One approver's acceptance of a draft version's measured risk: who, why, when, and the figures they saw."""
+
+    approver: str
+    reason: str
+    accepted_at: dt.datetime
+    figures: Mapping[str, Any]
+
+    def describe(self) -> dict[str, Any]:
+        return {"by": self.approver, "reason": self.reason, "at": _iso(self.accepted_at), "figures": dict(self.figures)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +256,46 @@ class AgreementStore:
                 if result.rowcount != 1:
                     raise _LostRace  # leaving the block rolls the whole transaction back
 
+    def add_risk_acceptance(self, agreement_id: str, version: int, acceptance: RiskAcceptance) -> bool:
+        """Record an acceptance; False when this approver already accepted this version (the primary key says so)."""
+        row = {
+            "agreement_id": agreement_id,
+            "version": version,
+            "approver": acceptance.approver,
+            "reason": acceptance.reason,
+            "figures": json.dumps(dict(acceptance.figures), sort_keys=True),
+            "accepted_at": acceptance.accepted_at,
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(_acceptances).values(**row))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def remove_risk_acceptance(self, agreement_id: str, version: int, approver: str) -> None:
+        """Undo an acceptance whose log entry could not be written (nothing stands that is not on record)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(_acceptances).where(
+                    _acceptances.c.agreement_id == agreement_id,
+                    _acceptances.c.version == version,
+                    _acceptances.c.approver == approver,
+                )
+            )
+
+    def risk_acceptances(self, agreement_id: str, version: int) -> list[RiskAcceptance]:
+        query = (
+            sa.select(_acceptances)
+            .where(_acceptances.c.agreement_id == agreement_id, _acceptances.c.version == version)
+            .order_by(_acceptances.c.accepted_at, _acceptances.c.approver)
+        )
+        with self._engine.connect() as conn:
+            return [
+                RiskAcceptance(str(m["approver"]), str(m["reason"]), m["accepted_at"], json.loads(str(m["figures"])))
+                for m in (r._mapping for r in conn.execute(query))
+            ]
+
     def restore(self, before: Iterable[StoredVersion]) -> None:
         """Put versions back into a previous state (compensation when the log entry of a change failed)."""
         with self._engine.begin() as conn:
@@ -344,7 +405,12 @@ class AgreementRegistry(Mapping[str, Agreement]):
         parsed = parse_agreement(version.text, self._catalog, f"db:{version.agreement_id}@v{version.version}")
         if parsed.digest != version.digest or parsed.version != version.version:
             raise PolicyError(f"stored version {version.version} of {version.agreement_id!r} does not match its digest")
-        agreement = dataclasses.replace(parsed, approved_by=version.approved_by or "")
+        acceptance = None
+        if version.approved_by:
+            accepted = self._store.risk_acceptances(version.agreement_id, version.version)
+            if len(accepted) >= RISK_ACCEPTANCES_NEEDED:
+                acceptance = risk_acceptance_entry(accepted)
+        agreement = dataclasses.replace(parsed, approved_by=version.approved_by or "", risk_acceptance=acceptance)
         self._parsed[key] = agreement
         return agreement
 
@@ -438,6 +504,15 @@ class AgreementRegistry(Mapping[str, Agreement]):
 
     def items(self) -> ItemsView[str, Agreement]:
         return self._current().items()
+
+
+def risk_acceptance_entry(accepted: Iterable[RiskAcceptance]) -> dict[str, Any]:
+    """What the approval's log entry and every disclosure's write-ahead entry say about the risk acceptance."""
+    items = list(accepted)
+    return {
+        "accepted_by": [{"by": a.approver, "reason": a.reason, "at": _iso(a.accepted_at)} for a in items],
+        "figures": dict(items[-1].figures) if items else {},
+    }
 
 
 def inactive_agreement(agreements: Mapping[str, Agreement], agreement_id: str) -> InactiveAgreement | None:

@@ -50,9 +50,11 @@ class DisclosureStart:
     operation: str
     plan: Mapping[str, Any]
     started_at: dt.datetime = field(default_factory=utcnow)
+    #: who accepted the version's measured risk above the catalog threshold, why, and the figures (None: not needed)
+    risk_acceptance: Mapping[str, Any] | None = None
 
     def entry(self) -> dict[str, Any]:
-        return {
+        entry = {
             "type": "disclosure.started",
             "disclosure_id": self.disclosure_id,
             "request_id": self.request_id,
@@ -65,6 +67,10 @@ class DisclosureStart:
             "operation": self.operation,
             "plan": dict(self.plan),
         }
+        if self.risk_acceptance is not None:
+            # Only then: entries of versions within the threshold keep the shape they always had.
+            entry["risk_acceptance"] = dict(self.risk_acceptance)
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

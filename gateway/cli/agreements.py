@@ -1,7 +1,8 @@
 """CLI commands of the agreement lifecycle and of key rotation (wired into ``gateway.cli.main``).
 
     gateway agreements apply FILE... [--as ADMIN]          new draft versions (four eyes: someone else approves)
-    gateway agreements approve ID --version V --as APPROVER
+    gateway agreements approve ID --version V --as APPROVER  measures the risk; refused above the catalog threshold
+    gateway agreements accept-risk ID --version V --as APPROVER --reason TEXT   (two distinct approvers needed)
     gateway agreements state ID suspended|active|revoked --as ADMIN [--reason TEXT]
     gateway agreements versions ID                         versions and their states
     gateway agreements schema                              the JSON Schema of agreement files
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LIFECYCLE_COMMANDS", "add_lifecycle_commands", "run_lifecycle_command"]
 
-LIFECYCLE_COMMANDS = frozenset({"apply", "approve", "state", "versions", "schema"})
+LIFECYCLE_COMMANDS = frozenset({"apply", "approve", "accept-risk", "state", "versions", "schema"})
 _ROTATABLE = re.compile(r"^(agreement|domain):[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
@@ -51,6 +52,16 @@ def add_lifecycle_commands(
     approve.add_argument("--version", type=int, required=True)
     approve.add_argument("--as", dest="principal", required=True, help="the approving principal")
     deployment_args(approve)
+
+    accept = agreements_sub.add_parser(
+        "accept-risk",
+        help="accept a draft's measured re-identification risk above the catalog threshold (two approvers needed)",
+    )
+    accept.add_argument("agreement_id")
+    accept.add_argument("--version", type=int, required=True)
+    accept.add_argument("--as", dest="principal", required=True, help="the accepting approver")
+    accept.add_argument("--reason", required=True, help="why the risk is acceptable (logged: no personal data)")
+    deployment_args(accept)
 
     state = agreements_sub.add_parser("state", help="suspend, resume (active) or revoke an agreement (admin)")
     state.add_argument("agreement_id")
@@ -104,13 +115,17 @@ class _Usage(Exception):
 
 @contextmanager
 def _deployment(args: argparse.Namespace) -> Iterator[_Deployment]:
+    import datetime as dt
+
     from gateway.agreements.lifecycle import AgreementLifecycle
+    from gateway.agreements.risk import risk_meter
     from gateway.agreements.store import AgreementRegistry, AgreementStore
     from gateway.audit.log import SqlDisclosureLog
     from gateway.audit.signer import LogSigner
     from gateway.db import create_gateway_engine, init_schema
     from gateway.keystore import SqlKeyStore
     from gateway.settings import settings_for
+    from gateway.wiring import build_connector
     from keys import KeyRing, load_master_key, load_or_create_signing_key
     from policies import load_catalog
 
@@ -121,10 +136,15 @@ def _deployment(args: argparse.Namespace) -> Iterator[_Deployment]:
         init_schema(engine)
         ring = KeyRing(load_master_key(settings.master_key_path), SqlKeyStore(engine))
         log = SqlDisclosureLog(engine, signer=LogSigner(load_or_create_signing_key(ring)), origin=settings.log_origin)
+        # Approval measures the version's risk on the registry (connections are opened only when used).
+        connector = build_connector(settings)
         try:
-            lifecycle = AgreementLifecycle(AgreementRegistry(AgreementStore(engine), catalog), log, ring)
+            meter = risk_meter(connector, ring, lambda: dt.datetime.now(dt.UTC).date())
+            registry = AgreementRegistry(AgreementStore(engine), catalog)
+            lifecycle = AgreementLifecycle(registry, log, ring, risk=meter)
             yield _Deployment(settings, engine, ring, log, lifecycle)
         finally:
+            connector.close()
             log.close()
     finally:
         engine.dispose()
@@ -164,10 +184,54 @@ def _apply(d: _Deployment, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _print_risk(risk: dict[str, Any], out: Any = None) -> None:
+    """The measured risk, counts and ratios only (never a value or a class)."""
+    out = out or sys.stdout
+    where = "after k-anonymity" if risk["measured_on"] == "after_k_anonymity" else "in the agreement's scope"
+    threshold = risk["threshold"]
+    print(
+        f"  risk {where}: {risk['records']} records, smallest class {risk['smallest_class']}, "
+        f"{risk['unique_records']} unique ({risk['unique_share']:.2%}), prosecutor risk max "
+        f"{risk['prosecutor_risk_max']:.4g}, journalist risk max {risk['journalist_risk_max']:.4g}",
+        file=out,
+    )
+    binding = "" if risk["binding"] else " (not binding: identified or table-only release)"
+    print(
+        f"  catalog threshold: prosecutor risk <= {threshold['max_prosecutor_risk']}, at most "
+        f"{threshold['max_unique_records']} unique record(s){binding}",
+        file=out,
+    )
+
+
 def _approve(d: _Deployment, args: argparse.Namespace) -> int:
+    from gateway.agreements.lifecycle import RiskRefusedError
+
     approver = d.principal(args.principal, "approver")
-    v = d.lifecycle.approve(args.agreement_id, args.version, approver=approver)
+    try:
+        result = d.lifecycle.approve_measured(args.agreement_id, args.version, approver=approver)
+    except RiskRefusedError as exc:
+        print(f"gateway: error: {exc.detail}", file=sys.stderr)
+        _print_risk(exc.risk, sys.stderr)
+        print(
+            f"  to approve anyway: gateway agreements accept-risk {args.agreement_id} --version {args.version} "
+            "--as <approver> --reason <why>, by two different approvers, then approve again",
+            file=sys.stderr,
+        )
+        return 1
+    v = result.version
     print(f"{v.agreement_id} v{v.version} approved by {v.approved_by}; now {v.state}")
+    if result.risk is not None:
+        _print_risk(result.risk.describe())
+    if result.acceptances:
+        print(f"  risk accepted by: {', '.join(a.approver for a in result.acceptances)}")
+    return 0
+
+
+def _accept_risk(d: _Deployment, args: argparse.Namespace) -> int:
+    approver = d.principal(args.principal, "approver")
+    accepted = d.lifecycle.accept_risk(args.agreement_id, args.version, approver=approver, reason=args.reason)
+    names = ", ".join(a.approver for a in accepted)
+    print(f"{args.agreement_id} v{args.version}: risk accepted by {names} ({len(accepted)} of 2 needed)")
     return 0
 
 
@@ -264,7 +328,14 @@ def run_lifecycle_command(args: argparse.Namespace) -> int:
             return 0
         if command == "rotate-master":
             return _rotate_master(args)
-        handlers = {"apply": _apply, "approve": _approve, "state": _state, "versions": _versions, "rotate": _rotate}
+        handlers = {
+            "apply": _apply,
+            "approve": _approve,
+            "accept-risk": _accept_risk,
+            "state": _state,
+            "versions": _versions,
+            "rotate": _rotate,
+        }
         with _deployment(args) as deployment:
             return handlers[command](deployment, args)
     except _Usage as exc:

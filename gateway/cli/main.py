@@ -107,7 +107,7 @@ def _print_demo(credentials_path: Path, host: str, port: int) -> None:
     print(f"  curl -s {base}/v1/agreements -H 'Authorization: Bearer {key}'\n")
     print(
         f"  curl -s -i {base}/v1/agreements/{RESEARCH_AGREEMENT}/extract -H 'Authorization: Bearer {key}' "
-        '-H \'Content-Type: application/json\' -d \'{"filters": {"birth_date": {"gte": "2022-01-01"}}, '
+        '-H \'Content-Type: application/json\' -d \'{"filters": {"status": {"eq": "enrolled"}}, '
         '"limit": 5}\'\n'
     )
     print(

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "MAX_REASON",
+    "AgreementRiskAcceptanceRow",
     "AgreementVersionRow",
     "ApiKeyRow",
     "CheckpointRow",
@@ -175,6 +176,19 @@ class AgreementVersionRow(SQLModel, table=True):
     state_changed_at: dt.datetime = Field(default_factory=utcnow)
     state_changed_by: str = Field(max_length=64)
     state_reason: str | None = Field(default=None, max_length=500)
+
+
+class AgreementRiskAcceptanceRow(SQLModel, table=True):
+    """One approver's acceptance of a draft version's measured risk above the catalog threshold. The primary key makes
+    "two distinct approvers" a database fact, as for re-identification approvals; approval needs two such rows."""
+
+    __tablename__ = "agreement_risk_acceptances"
+    agreement_id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    approver: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=500)
+    figures: str  # canonical JSON of the figures accepted (counts and ratios only)
+    accepted_at: dt.datetime = Field(default_factory=utcnow)
 
 
 # Differential-privacy budgets.

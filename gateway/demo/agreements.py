@@ -7,16 +7,19 @@ nothing. A file edited without a new ``version`` is reported (versions are immut
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.risk import risk_meter
 from gateway.agreements.store import DRAFT, AgreementRegistry, AgreementStore
 from gateway.audit.log import SqlDisclosureLog
 from gateway.audit.signer import LogSigner
 from gateway.auth import Principal
+from gateway.connectors import Connector
 from gateway.errors import GatewayError
 from keys import KeyRing, load_or_create_signing_key
 from policies import Catalog
@@ -34,13 +37,19 @@ class DemoAgreements:
 
 
 def install_demo_agreements(
-    engine: Engine, ring: KeyRing, catalog: Catalog, directory: Path, *, log_origin: str
+    engine: Engine, ring: KeyRing, catalog: Catalog, directory: Path, *, log_origin: str, connector: Connector | None
 ) -> DemoAgreements:
-    """Apply (as registry-admin) and approve (as approver-li) every agreement file in ``directory`` not yet stored."""
+    """Apply (as registry-admin) and approve (as approver-li) every agreement file in ``directory`` not yet stored.
+
+    With ``connector`` approval measures each version's risk on the registry; an agreement above the catalog's
+    threshold stays a draft and is reported (the demo never accepts a risk on anyone's behalf).
+    """
     result = DemoAgreements()
     log = SqlDisclosureLog(engine, signer=LogSigner(load_or_create_signing_key(ring)), origin=log_origin)
+    meter = None if connector is None else risk_meter(connector, ring, lambda: dt.datetime.now(dt.UTC).date())
     try:
-        lifecycle = AgreementLifecycle(AgreementRegistry(AgreementStore(engine), catalog), log, ring)
+        registry = AgreementRegistry(AgreementStore(engine), catalog)
+        lifecycle = AgreementLifecycle(registry, log, ring, risk=meter)
         for path in sorted(directory.glob("*.yaml")):
             try:
                 applied = lifecycle.apply(path.read_text(encoding="utf-8"), author=DEMO_ADMIN, source=str(path))

@@ -19,6 +19,7 @@ from gateway.db import create_gateway_engine, init_schema
 from gateway.demo.agreements import install_demo_agreements
 from gateway.keystore import SqlKeyStore
 from gateway.settings import CONFIG_NAME, load_settings
+from gateway.wiring import build_connector
 from keys import KeyRing, ensure_master_key, load_or_create_signing_key
 from policies import load_catalog
 
@@ -140,9 +141,15 @@ def build_demo(
             write_log_public_key(ring, log_pub)
             created.append("log.pub")
         # Agreements are in force only once applied and approved (four eyes), as in any deployment.
-        installed = install_demo_agreements(
-            engine, ring, load_catalog(catalog), agreements, log_origin=load_settings(config).log_origin
-        )
+        settings = load_settings(config)
+        # Approval measures each agreement's re-identification risk on the registry, as in any deployment.
+        connector = build_connector(settings)
+        try:
+            installed = install_demo_agreements(
+                engine, ring, load_catalog(catalog), agreements, log_origin=settings.log_origin, connector=connector
+            )
+        finally:
+            connector.close()
         if installed.approved:
             created.append(f"agreements approved in the database: {', '.join(installed.approved)}")
     finally:

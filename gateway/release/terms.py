@@ -1,4 +1,5 @@
-"""Who asks, under which agreement version: the facts every write-ahead entry carries."""
+"""Who asks, under which agreement version: the facts every write-ahead entry carries (with the version's risk
+acceptance, when its approval needed one: every disclosure under it says who accepted which risk, and why)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class AgreementTerms:
     approved_by: str
     legal_basis: str
     purpose: str
+    #: the risk acceptance of the version (two approvers, reasons, figures), when its approval needed one
+    risk_acceptance: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, agreement: Agreement, *, approved_by: str | None = None, purpose: str | None = None) -> AgreementTerms:
@@ -41,6 +44,7 @@ class AgreementTerms:
             agreement.approved_by if approved_by is None else approved_by,
             agreement.legal_basis,
             agreement.purpose if purpose is None else purpose,
+            agreement.risk_acceptance,
         )
 
 
@@ -76,5 +80,6 @@ def open_session(
         operation=operation,
         plan=dict(plan),
         started_at=found.clock(),
+        risk_acceptance=terms.risk_acceptance,
     )
     return DisclosureSession(found.log, start)

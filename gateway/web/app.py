@@ -25,6 +25,7 @@ from gateway.services import Services
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.admin_agreements import (
+    accept_version_risk,
     agreement_version,
     agreement_versions,
     apply_agreement,
@@ -222,6 +223,11 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/admin/agreements", apply_agreement, methods=["POST"]),
         Route("/v1/admin/agreements/{agreement_id}/state", set_agreement_state, methods=["POST"]),
         Route("/v1/admin/agreements/{agreement_id}/versions/{version}/approve", approve_version, methods=["POST"]),
+        Route(
+            "/v1/admin/agreements/{agreement_id}/versions/{version}/risk-acceptances",
+            accept_version_risk,
+            methods=["POST"],
+        ),
         Route("/v1/admin/agreements/{agreement_id}/versions/{version}/preview", preview_version, methods=["GET"]),
         Route("/v1/admin/reidentifications", list_reidentifications, methods=["GET"]),
         Route("/v1/admin/reidentifications/{request_id}/approve", approve_reidentification, methods=["POST"]),

@@ -8,15 +8,31 @@ import httpx
 import sqlalchemy as sa
 
 from gateway.agreements.lifecycle import AgreementLifecycle
+from gateway.agreements.risk import risk_meter
 from gateway.agreements.store import AgreementRegistry, AgreementStore
 from gateway.auth import PrincipalStore
-from tests.conftest import demo_agreement_texts
+from tests.conftest import coarse_research, demo_agreement_texts
 from tests.gateway.harness import Env
 
 APPROVERS = {"approver": "approver-li", "approver2": "approver-wang"}
 TEXTS = demo_agreement_texts()
-RESEARCH = TEXTS["research-continuity.yaml"]
+
+
+RESEARCH = coarse_research()
 REIDENTIFIABLE = RESEARCH + "reidentification: {allowed: true, fields: [child_id]}\n"
+
+
+def within_threshold(_agreement: Any) -> dict[str, Any]:
+    """A risk meter for lifecycles without a registry: every version measures as safe (smallest class 10)."""
+    return {
+        "records": 100,
+        "smallest_class": 10,
+        "unique_records": 0,
+        "unique_share": 0.0,
+        "prosecutor_risk": {"max": 0.1},
+        "journalist_risk": {"max": 0.1},
+        "computed_on": "2026-11-28",
+    }
 
 
 def use_store(env: Env) -> AgreementRegistry:
@@ -24,7 +40,10 @@ def use_store(env: Env) -> AgreementRegistry:
     services = env.services
     registry = AgreementRegistry(AgreementStore(env.engine), services.catalog, ttl=0.0, today=services.today)
     services.agreements = registry
-    services.lifecycle = AgreementLifecycle(registry, services.log, services.keyring, clock=services.clock).attach()
+    meter = risk_meter(services.connector, services.keyring, services.today)
+    services.lifecycle = AgreementLifecycle(
+        registry, services.log, services.keyring, clock=services.clock, risk=meter
+    ).attach()
     store = services.authenticator
     assert isinstance(store, PrincipalStore)
     for alias, name in APPROVERS.items():

@@ -43,7 +43,7 @@ async def test_apply_stores_a_draft_that_is_not_in_force(env: Env) -> None:
         body = response.json()
         assert body["state"] == "draft" and body["version"] == 1 and body["author"] == "registry-admin"
         assert body["digest"].startswith("sha256:") and body["created"] is True
-        assert {f["code"] for f in body["lint"]} >= {"quasi-identifier-combination"}
+        assert not [f for f in body["lint"] if f["severity"] == "error"]
         listed = await client.get("/v1/agreements", headers=env.auth("research"))
     assert listed.json()["agreements"] == []
     assert_problem(await extract(env), 404, "not-found")
@@ -96,7 +96,7 @@ async def test_versions_are_immutable(env: Env) -> None:
         assert (await apply(client, env, RESEARCH)).status_code == 201
         same = await apply(client, env, RESEARCH)
         assert same.status_code == 200 and same.json()["created"] is False
-        changed = await apply(client, env, RESEARCH.replace("gender:          keep", "gender:          drop"))
+        changed = await apply(client, env, RESEARCH.replace("title: ", "title: Changed ", 1))
         body = assert_problem(changed, 409, "version-exists")
         assert "version: 2" in body["detail"]
         v3 = RESEARCH.replace("version: 1", "version: 3")
@@ -112,7 +112,11 @@ async def test_versions_are_immutable(env: Env) -> None:
 
 async def test_a_new_version_supersedes_the_active_one_and_versions_show_diffs(env: Env) -> None:
     use_store(env)
-    v2 = RESEARCH.replace("version: 1", "version: 2").replace("  gender:          keep\n", "")
+    v2 = (
+        RESEARCH.replace("version: 1", "version: 2")
+        .replace("  gender:          keep\n", "")
+        .replace("quasi_identifiers: [birth_date, gender]", "quasi_identifiers: [birth_date]")
+    )
     async with env.client() as client:
         first = await activate(client, env, RESEARCH)
         second = await activate(client, env, v2)
@@ -176,7 +180,8 @@ async def test_revocation_destroys_the_keys_and_is_final(env: Env) -> None:
         await activate(client, env, RESEARCH)
         assert (await extract(env)).status_code == 200  # tokens made: the agreement and domain keys exist
         owners = wrapped_owners(env)
-        assert {agreement_owner("research-continuity"), domain_owner("pku-study")} <= owners
+        # Its only token is of the pku-study domain: the agreement's own key is made at first use, not here.
+        assert domain_owner("pku-study") in owners
         revoked = await set_state(client, env, "research-continuity", "revoked", reason="study ended early")
         assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
         assert_problem(await extract(env), 403, "agreement-revoked")
@@ -277,12 +282,12 @@ async def test_preview_shows_transformed_samples_and_is_a_logged_disclosure(env:
         await approve(client, env, "research-continuity", 1, "approver")
     body = response.json()
     columns = {c["name"]: c for c in body["columns"]}
-    assert columns["birth_date"]["rule"] == {"op": "generalize", "to": "month"}
+    assert columns["birth_date"]["rule"] == {"op": "generalize", "to": "year"}
     assert "name" not in columns and "national_id" not in columns
     # The release's own redaction runs on free text: nothing is withheld as unredactable.
     assert not [c for c in columns.values() if "withheld" in c]
     assert len(body["samples"]) == 5
-    assert all(len(s["birth_date"]) == 7 and len(s["child_id"]) == 22 for s in body["samples"])
+    assert all(len(s["birth_date"]) == 4 and len(s["child_id"]) == 22 for s in body["samples"])
     entry = env.disclosure(response.headers["x-disclosure-id"])
     assert entry["operation"] == "preview" and entry["principal"] == "approver-li" and entry["rows"] == 5
     assert entry["status"] == "completed" and entry["purpose"] == "agreement_review"

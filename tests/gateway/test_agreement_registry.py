@@ -14,7 +14,7 @@ from gateway.keystore import SqlKeyStore
 from keys import KeyRing, MasterKey
 from policies import Catalog, parse_catalog
 from tests.conftest import TODAY, demo_files
-from tests.gateway.lifecycle_support import RESEARCH
+from tests.gateway.lifecycle_support import RESEARCH, within_threshold
 
 ADMIN = Principal("registry-admin", frozenset({"admin"}))
 APPROVER = Principal("approver-li", frozenset({"approver"}))
@@ -36,7 +36,7 @@ def test_processes_converge_within_the_ttl(tmp_path: Path, catalog: Catalog) -> 
     clock = Clock()
     here = AgreementRegistry(AgreementStore(engine), catalog, ttl=2.0, today=lambda: TODAY, monotonic=clock)
     there = AgreementRegistry(AgreementStore(engine), catalog, ttl=2.0, today=lambda: TODAY)  # another process
-    lifecycle = AgreementLifecycle(there, log, ring)
+    lifecycle = AgreementLifecycle(there, log, ring, risk=within_threshold)
     assert len(here) == 0
     lifecycle.apply(RESEARCH, author=ADMIN)
     lifecycle.approve("research-continuity", 1, approver=APPROVER)
@@ -60,7 +60,8 @@ def test_a_stored_text_that_no_longer_matches_the_catalog_is_left_out(tmp_path: 
     engine = create_gateway_engine(f"sqlite:///{tmp_path / 'g.db'}")
     init_schema(engine)
     registry = AgreementRegistry(AgreementStore(engine), catalog, ttl=0.0, today=lambda: TODAY)
-    lifecycle = AgreementLifecycle(registry, MemoryDisclosureLog(), KeyRing(MasterKey.generate(), SqlKeyStore(engine)))
+    ring = KeyRing(MasterKey.generate(), SqlKeyStore(engine))
+    lifecycle = AgreementLifecycle(registry, MemoryDisclosureLog(), ring, risk=within_threshold)
     lifecycle.apply(RESEARCH, author=ADMIN)
     lifecycle.approve("research-continuity", 1, approver=APPROVER)
     text = (demo_files() / "catalog.yaml").read_text(encoding="utf-8")
@@ -77,7 +78,8 @@ def test_expired_versions_are_expired_once(tmp_path: Path, catalog: Catalog) -> 
     log = MemoryDisclosureLog()
     day = [TODAY]
     registry = AgreementRegistry(AgreementStore(engine), catalog, ttl=0.0, today=lambda: day[0])
-    lifecycle = AgreementLifecycle(registry, log, KeyRing(MasterKey.generate(), SqlKeyStore(engine))).attach()
+    ring = KeyRing(MasterKey.generate(), SqlKeyStore(engine))
+    lifecycle = AgreementLifecycle(registry, log, ring, risk=within_threshold).attach()
     lifecycle.apply(RESEARCH, author=ADMIN)
     lifecycle.approve("research-continuity", 1, approver=APPROVER)
     assert "research-continuity" in registry

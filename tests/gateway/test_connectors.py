@@ -13,11 +13,35 @@ import sqlalchemy as sa
 
 from gateway.connectors import MemoryConnector, SqlConnector
 from gateway.errors import RegistryUnavailableError
-from policies import Agreement, ExtractRequest, ReleasePlan, plan_extract
-from tests.conftest import TODAY
+from policies import Agreement, ExtractRequest, ReleasePlan, parse_agreement, plan_extract
+from tests.conftest import TODAY, demo_catalog
+
+# These tests compile filters to SQL, so they need raw filters on dates and codes: an identified probe agreement
+# that keeps those fields (any operator of the column type is allowed on a kept field), with the research row scope.
+_PROBE = """\
+id: connector-probe
+version: 1
+title: Connector probe (identified, fields kept)
+parties: [pku-education-lab]
+purpose: enrollment_planning
+legal_basis: "test"
+approved_by: li.ming@registry.example
+valid_from: 2026-01-01
+dataset: children
+row_scope:
+  status: {in: [enrolled, transferred_out, graduated]}
+filterable: [birth_date, status, residence_code]
+fields:
+  child_id:       keep
+  birth_date:     keep
+  residence_code: keep
+  status:         keep
+"""
 
 
 def _plan(agreement: Agreement, filters: dict[str, Any] | None = None, limit: int | None = None) -> ReleasePlan:
+    if agreement.id == "research-continuity":  # the probe stands in for the demo's research agreement (see _PROBE)
+        agreement = parse_agreement(_PROBE, demo_catalog(), "connector-probe.yaml")
     return plan_extract(agreement, ExtractRequest(filters, None, "ndjson", limit), today=TODAY)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.connectors import MemoryConnector
 from policies import Catalog, parse_agreement
-from tests.conftest import demo_agreement_texts
+from tests.conftest import coarse_research
 from tests.gateway.harness import Env, build_env, sqlite_url
 from tests.transforms.support import resident_id
 
@@ -48,11 +48,16 @@ def make_env(catalog: Catalog, registry_path: Path, tmp_path: Path) -> Iterator[
             sqlite_url(tmp_path / f"gateway{len(envs)}.db"),
             connector=MemoryConnector({"child_registry": rows}),
         )
+        # k-anonymity would withhold a row whose gender carries an ID number (its class is of one), so the egress scan
+        # is tested on an identified internal twin of the research agreement: registry numbers kept, no k-anonymity.
+        text = coarse_research().split("disclosure_control:")[0] + "limits: {requests_per_minute: 30}\n"
+        text = text.replace("child_id:        {tokenize: {domain: pku-study}}", "child_id:        keep").replace(
+            "purpose: research", "purpose: enrollment_planning"
+        )
         if on_finding is not None:
-            text = demo_agreement_texts()["research-continuity.yaml"]
             text = text.replace("limits:", f"egress: {{on_finding: {on_finding}}}\nlimits:", 1)
-            agreement = parse_agreement(text, catalog, "research-continuity.yaml")
-            env.services.agreements = {**env.services.agreements, agreement.id: agreement}
+        agreement = parse_agreement(text, catalog, "research-continuity.yaml")
+        env.services.agreements = {**env.services.agreements, agreement.id: agreement}
         envs.append(env)
         return env
 

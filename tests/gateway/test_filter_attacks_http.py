@@ -23,7 +23,31 @@ from policies import Catalog, PolicyLoadError, parse_agreement
 from tests.gateway.harness import Env, build_env, sqlite_url
 
 pytestmark = pytest.mark.anyio
-RESEARCH = "/v1/agreements/research-continuity/extract"
+RESEARCH = "/v1/agreements/research-probe/extract"
+# The release the review attacked (the demo's research agreement before version 2): birth dates by month, residence
+# codes by 4 digits, both filterable. Version 2 no longer lets either be filtered at all; this keeps the attack
+# meaningful. k = 2 with any suppression allowed: the hand-written registry below holds eight children.
+PROBE = """\
+id: research-probe
+version: 1
+title: Research extract as attacked (months, 4-digit codes, filterable)
+parties: [pku-education-lab]
+purpose: research
+legal_basis: "Ethics approval TEST-2026-1"
+approved_by: li.ming@registry.example
+valid_from: 2026-01-01
+dataset: children
+row_scope:
+  status: {in: [enrolled, transferred_out, graduated]}
+filterable: [birth_date, status, residence_code]
+fields:
+  child_id:        {tokenize: {domain: pku-study}}
+  birth_date:      {generalize: month}
+  residence_code:  {generalize: {prefix: 4}}
+  status:          keep
+disclosure_control:
+  k_anonymity: {k: 2, quasi_identifiers: [birth_date, residence_code], max_suppression: 1.0}
+"""
 SCHOOL = "/v1/agreements/school-transfer/extract"
 
 TARGET_BORN = "2021-03-14"
@@ -88,6 +112,8 @@ def attack_env(catalog: Catalog, tmp_path: Path) -> Iterator[Env]:
     conn.commit()
     conn.close()
     environment = build_env(catalog, sqlite_url(tmp_path / "gateway.db"), sqlite_url(path))
+    probe = parse_agreement(PROBE, catalog, "research-probe.yaml")
+    environment.services.agreements[probe.id] = probe  # type: ignore[index]  # a dict in the harness
     yield environment
     environment.services.close()
     environment.engine.dispose()
@@ -163,7 +189,9 @@ async def test_in_on_a_prefix_generalized_code_fails(attack_env: Env) -> None:
         expected = sum(
             1 for c in CHILDREN if c[2].startswith("1101") and c[4] in ("enrolled", "transferred_out", "graduated")
         )
-        assert len(rows) == expected
+        # Every such child is counted; k = 2 withholds the ones alone in their (month, code) class.
+        details = json.loads(env.disclosure(response.headers["x-disclosure-id"])["details"])["k_anonymity"]
+        assert details["records"] == expected and len(rows) == details["released_records"] >= 2
 
 
 async def test_prefix_harvesting_of_student_numbers_on_the_school_agreement_fails(attack_env: Env) -> None:
@@ -208,6 +236,7 @@ dataset: children
 operations: [extract]
 filterable: %s
 fields:
+  name: keep
   student_number: tokenize
   gender: keep
   birth_date: {generalize: month}

@@ -200,6 +200,7 @@ async def test_a_party_removed_from_version_2_does_not_read_it(env: Env) -> None
         RESEARCH_TEXT.replace("version: 1", "version: 2")
         .replace("parties: [pku-education-lab]", "parties: [receiving-school]")
         .replace("  gender:          keep\n", "")
+        .replace("quasi_identifiers: [birth_date, gender]", "quasi_identifiers: [birth_date]")
     )
     base = "/v1/agreements/research-continuity/versions"
     async with env.client() as client:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from policies import parse_agreement
+from tests.conftest import demo_agreement_texts
 from tests.gateway.harness import Env
 
 pytestmark = pytest.mark.anyio
@@ -27,22 +28,38 @@ legal_basis: "Approval"
 approved_by: li.ming@registry.example
 valid_from: 2026-01-01
 dataset: children
-filterable: [migrant, birth_date]
+filterable: [birth_date]
 fields:
   child_id: tokenize
   birth_date: {generalize: year}
   gender: keep
   residence_code: {generalize: {prefix: 4}}
-  low_income: keep
-  migrant: keep
 disclosure_control:
   k_anonymity: {k: 5, quasi_identifiers: [birth_date, gender, residence_code], max_suppression: 0.5}
 """
 # The same release without the control: the attack below must find people there (else the test proves nothing).
-UNPROTECTED = LINKAGE.replace("id: research-linkage", "id: research-unprotected").split("disclosure_control:")[0]
-DIVERSE = LINKAGE.replace("id: research-linkage", "id: research-diverse").replace(
-    "max_suppression: 0.5}", "max_suppression: 0.9, l_diversity: {l: 2, sensitive: migrant}}"
+# A research release without k-anonymity no longer loads (policies/disclosure.py), so the control is an identified
+# internal release: it keeps the registry number, which exempts it from the default.
+INTERNAL = {"purpose: research": "purpose: enrollment_planning", "child_id: tokenize": "child_id: keep"}
+
+
+def internal(text: str, new_id: str) -> str:
+    text = text.replace("id: research-linkage", f"id: {new_id}")
+    for old, new in INTERNAL.items():
+        text = text.replace(old, new)
+    return text
+
+
+UNPROTECTED = internal(LINKAGE, "research-unprotected").split("disclosure_control:")[0]
+WITH_MIGRANT = LINKAGE.replace("disclosure_control:", "  migrant: keep\ndisclosure_control:")
+# A field is filterable only where it is released (policies/filters.py): the migrant flag, with its l-diversity.
+DIVERSE = (
+    WITH_MIGRANT.replace("id: research-linkage", "id: research-diverse")
+    .replace("filterable: [birth_date]", "filterable: [migrant, birth_date]")
+    .replace("max_suppression: 0.5}", "max_suppression: 0.9, l_diversity: {l: 2, sensitive: migrant}}")
 )
+# k-anonymity without l-diversity on a sensitive column: only an identified release may still do that.
+K_ONLY = internal(WITH_MIGRANT, "research-k-only")
 STRICT = (
     LINKAGE.replace("id: research-linkage", "id: research-strict")
     .replace("birth_date: {generalize: year}", "birth_date: {generalize: month}")
@@ -123,10 +140,10 @@ async def test_classes_use_every_quasi_identifier_whatever_fields_are_asked(env:
 
 
 async def test_l_diversity(env: Env) -> None:
-    add(env, DIVERSE, LINKAGE)
+    add(env, DIVERSE, K_ONLY)
     async with env.client() as client:
         diverse = await client.post("/v1/agreements/research-diverse/extract", headers=env.auth("research"))
-        k_only = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"))
+        k_only = await client.post("/v1/agreements/research-k-only/extract", headers=env.auth("research"))
     assert diverse.status_code == 200, diverse.text
     values: dict[tuple[Any, ...], set[Any]] = {}
     for r in ndjson(diverse):
@@ -174,18 +191,20 @@ async def test_limit_applies_after_k_anonymity(env: Env) -> None:
 
 async def test_filters_narrow_the_classes(env: Env) -> None:
     add(env, LINKAGE)
-    # Migrant children born in one year: classes are formed over the filtered records, so some become small and are
-    # withheld. (A filter acts at the released granularity: birth_date is released by year, so bounds are years.)
-    body = {"filters": {"birth_date": {"between": ["2022-01-01", "2022-12-31"]}, "migrant": {"eq": True}}}
+    # Children born in one year: classes are formed over the filtered records, so some become small and are withheld.
+    # (A filter acts at the released granularity: birth_date is released by year, so bounds are years. A filter on
+    # an l-diverse sensitive flag would leave one value per class: such requests are refused, nothing to test here.)
+    body = {"filters": {"birth_date": {"between": ["2022-01-01", "2022-12-31"]}}}
     async with env.client() as client:
         response = await client.post("/v1/agreements/research-linkage/extract", headers=env.auth("research"), json=body)
     assert response.status_code == 200, response.text
     rows = ndjson(response)
-    assert rows and {r["birth_date"] for r in rows} == {"2022"} and all(r["migrant"] for r in rows)
+    assert rows and {r["birth_date"] for r in rows} == {"2022"}
     classes = Counter((r["birth_date"], r["gender"], r["residence_code"]) for r in rows)
     assert min(classes.values()) >= 5
     details = finished_details(env, response.headers["x-disclosure-id"])["k_anonymity"]
-    assert details["suppressed_records"] > 0 and details["released_records"] == len(rows)
+    # The classes were formed over the filtered records only: what was counted is what the filter selected.
+    assert details["released_records"] == len(rows) and details["records"] == len(rows) + details["suppressed_records"]
 
 
 async def test_harness_k_anonymity_agreement_now_releases(env: Env) -> None:
@@ -194,3 +213,91 @@ async def test_harness_k_anonymity_agreement_now_releases(env: Env) -> None:
     assert response.status_code == 200, response.text
     classes = Counter((r["gender"], r["birth_date"]) for r in ndjson(response))
     assert min(classes.values()) >= 5
+
+
+# -- the demo research agreement's rules, attacked with a hand-written outside file ---------------------------------
+def demo_rules() -> str:
+    """The demo research agreement (k = 5, 2-diversity on low_income and migrant) under another id. On 600 children
+    two thirds of the records fall in small classes, so its max_suppression is lifted here (the demo's 5% holds on a
+    real registry: 2% suppressed among 20,000); the classes it releases are exactly the demo's."""
+    text = demo_agreement_texts()["research-continuity.yaml"].replace("id: research-continuity", "id: research-demo")
+    assert "max_suppression: 0.05" in text
+    return text.replace("max_suppression: 0.05", "max_suppression: 1")
+
+
+# What an outsider knows of some children from outside the registry (a neighbour, a relative, a birthday post):
+# exact birth date, gender, the residence district. Written by hand from children of the 600-child test registry
+# (seed 7): eight whose class the extract releases, eight picked at random (most in classes it withholds), one who
+# is not in the registry and one who withdrew (out of the study's row scope).
+OUTSIDE_FILE = [
+    ("2022-04-15", "M", "310115"),
+    ("2023-02-10", "F", "410102"),
+    ("2022-07-08", "M", "440111"),
+    ("2020-04-26", "F", "110102"),
+    ("2022-08-30", "M", "410102"),
+    ("2023-05-18", "M", "110102"),
+    ("2023-11-20", "M", "340104"),
+    ("2023-11-29", "F", "110102"),
+    ("2023-11-05", "M", "340104"),
+    ("2020-11-22", "M", "410102"),
+    ("2024-01-29", "F", "340104"),
+    ("2022-08-17", "F", "410102"),
+    ("2020-12-12", "F", "410102"),
+    ("2023-05-04", "F", "440111"),
+    ("2020-03-14", "M", "310115"),
+    ("2022-02-24", "F", "440111"),
+    ("2021-07-01", "F", "110105"),  # not a child of the registry
+    ("2020-05-21", "F", "410102"),  # withdrawn
+]
+# The rules of the demo's research agreement version 1 (birth month, prefecture), as an identified control release.
+V1_RULES = UNPROTECTED.replace("id: research-unprotected", "id: research-v1-rules").replace(
+    "birth_date: {generalize: year}", "birth_date: {generalize: month}"
+)
+
+
+def demo_candidates(release: list[dict[str, Any]], person: tuple[str, str, str]) -> list[dict[str, Any]]:
+    """The outsider generalizes their facts the demo's way (birth year, province) and joins on them."""
+    birth, gender, residence = person
+    return [
+        r for r in release if (r["birth_date"], r["gender"], r["residence_code"]) == (birth[:4], gender, residence[:2])
+    ]
+
+
+async def test_outside_file_never_singles_out_a_child_of_the_demo_extract(env: Env) -> None:
+    add(env, demo_rules(), V1_RULES)
+    async with env.client() as client:
+        protected = await client.post("/v1/agreements/research-demo/extract", headers=env.auth("research"))
+        control = await client.post("/v1/agreements/research-v1-rules/extract", headers=env.auth("research"))
+    assert protected.status_code == 200, protected.text
+    assert control.status_code == 200, control.text
+    released = ndjson(protected)
+    assert released and set(released[0]) == {
+        "child_id",
+        "birth_date",
+        "gender",
+        "residence_code",
+        "enrollment_date",
+        "status",
+        "low_income",
+        "migrant",
+    }
+    matched = 0
+    for person in OUTSIDE_FILE:
+        found = demo_candidates(released, person)
+        # Never one record, nor 2-4: each match leaves at least k = 5 candidates ...
+        assert not found or len(found) >= 5, (person, len(found))
+        if found:
+            matched += 1
+            # ... which differ in both sensitive flags: the match teaches neither (l-diversity).
+            assert len({r["migrant"] for r in found}) == 2 and len({r["low_income"] for r in found}) == 2
+    assert matched >= 8, "the attack joined too little to prove anything"
+    # Control: the version 1 rules (birth month, prefecture) single known children out.
+    v1 = ndjson(control)
+    singled = [
+        p
+        for p in OUTSIDE_FILE
+        if sum(1 for r in v1 if (r["birth_date"], r["gender"], r["residence_code"]) == (p[0][:7], p[1], p[2][:4])) == 1
+    ]
+    assert singled, "the control release singles nobody out: the test would prove nothing"
+    details = finished_details(env, protected.headers["x-disclosure-id"])["k_anonymity"]
+    assert details["k"] == 5 and details["l"] == 2 and details["released_records"] == len(released)

@@ -40,7 +40,11 @@ fields:
 A = _TEMPLATE.format(id="order-a", extra="kindergarten_id: {tokenize: {domain: domain-a}}")
 B = _TEMPLATE.format(id="order-b", extra="kindergarten_id: {tokenize: {domain: domain-b}}")
 # The subject key as a token: what a limit selects must not follow registry order either.
-T = _TEMPLATE.format(id="order-t", extra="kindergarten_id: tokenize").replace("child_id: keep", "child_id: tokenize")
+T = _TEMPLATE.format(
+    id="order-t",
+    extra="kindergarten_id: tokenize\n"
+    "disclosure_control: {k_anonymity: {k: 2, quasi_identifiers: [gender, kindergarten_id], max_suppression: 1.0}}",
+).replace("child_id: keep", "child_id: tokenize")
 
 
 def _add(env: Env, *texts: str) -> None:

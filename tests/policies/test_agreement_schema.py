@@ -51,10 +51,10 @@ RESEARCH = demo_agreement_texts()["research-continuity.yaml"]
     [
         (("limits:", "limitz:"), "limitz", "unknown key 'limitz'"),
         (("gender:          keep", "gender:          {keep: null, drop: null}"), "fields.gender", ""),
-        (("version: 1", "version: one"), "version", "not of type 'integer'"),
+        (("version: 2", "version: one"), "version", "not of type 'integer'"),
         (("id: research-continuity", "id: Research_Continuity"), "id", "does not match"),
         (("dataset: children", "dataset: 5"), "dataset", "not of type"),
-        (("birth_date:      {generalize: month}", "birth_date:      {generalize: week}"), "fields.birth_date", ""),
+        (("birth_date:      {generalize: year}", "birth_date:      {generalize: week}"), "fields.birth_date", ""),
         (("operations: [extract]", "operations: [extract, download]"), "operations[1]", ""),
     ],
 )

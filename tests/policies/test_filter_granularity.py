@@ -49,8 +49,24 @@ dataset: people
 """
 
 
+def _disclosure_control(fields: str, extra: str) -> str:
+    """What a research agreement must declare since disclosure control is required for outside purposes
+    (policies/disclosure.py): k-anonymity over the released quasi-identifiers, l-diversity over the sensitive
+    columns. The probes here are about filters; this only keeps them loadable."""
+    if "disclosure_control" in extra:
+        return ""
+    released = {line.split(":")[0].strip(): line for line in fields.splitlines() if line.strip()}
+    qis = [c for c in ("born", "region") if c in released and "drop" not in released[c]]
+    qis += [c for c in ("phone",) if c in released and "mask" in released[c]]
+    sensitive = [c for c in ("income", "score") if c in released and "drop" not in released[c]]
+    if not qis:
+        return ""
+    diversity = f", l_diversity: {{l: 2, sensitive: [{', '.join(sensitive)}]}}" if sensitive else ""
+    return f"disclosure_control:\n  k_anonymity: {{k: 2, quasi_identifiers: [{', '.join(qis)}]{diversity}}}\n"
+
+
 def agreement(fields: str, filterable: str, extra: str = "", catalog: Catalog = CATALOG) -> Agreement:
-    text = f"{HEAD}filterable: {filterable}\nfields:\n{fields}{extra}"
+    text = f"{HEAD}filterable: {filterable}\nfields:\n{fields}{extra}{_disclosure_control(fields, extra)}"
     return parse_agreement(text, catalog, "agreements/probe.yaml")
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from policies import Catalog, parse_agreement
+from policies import Catalog, PolicyLoadError, parse_agreement
 from policies.diff import agreement_diff, semantic_summary
 from policies.lint import LINT_CODES, Finding, lint_agreement, lint_agreements
 from tests.conftest import demo_agreement_texts
@@ -63,13 +63,13 @@ def test_no_expiry_and_long_validity(catalog: Catalog) -> None:
     assert "long-validity" not in lint(catalog, RESEARCH)
 
 
-def test_quasi_identifier_combination_without_k_anonymity(catalog: Catalog) -> None:
-    assert lint(catalog, RESEARCH)["quasi-identifier-combination"] == "warning"
-    few = RESEARCH
-    for name in ("hukou_region", "residence_code", "kindergarten_id", "enrollment_date"):
-        few = "\n".join(line for line in few.splitlines() if not line.startswith(f"  {name}:"))
-    few = few.replace("filterable: [birth_date, status, residence_code]", "filterable: [birth_date, status]")
-    assert "quasi-identifier-combination" not in lint(catalog, few)
+def test_quasi_identifier_combination_without_k_anonymity_no_longer_loads(catalog: Catalog) -> None:
+    # What lint used to warn about (quasi-identifier-combination) is refused by the parser now: disclosure control
+    # is the default for outside purposes (policies/disclosure.py).
+    bare = RESEARCH.split("disclosure_control:")[0] + "limits: {requests_per_minute: 30}\n"
+    with pytest.raises(PolicyLoadError) as info:
+        parse_agreement(bare, catalog, "research.yaml")
+    assert info.value.path == "fields" and "k_anonymity" in info.value.reason
 
 
 def test_aggregate_without_a_threshold_is_an_error(catalog: Catalog) -> None:
@@ -99,13 +99,20 @@ def test_raw_identifier_to_research_and_unredacted_free_text_stay_errors(catalog
 
 def test_shared_token_domain_counts_every_domain_of_an_agreement(catalog: Catalog) -> None:
     # The shared domain is the *second* tokenized field: every domain counts, not only the first one found.
-    a = RESEARCH.replace("kindergarten_id: tokenize", "kindergarten_id: {tokenize: {domain: kg}}")
+    a = RESEARCH.replace("kindergarten_id: drop", "kindergarten_id: {tokenize: {domain: kg}}").replace(
+        "quasi_identifiers: [birth_date,", "quasi_identifiers: [kindergarten_id, birth_date,"
+    )
     b = (
         STATS.replace("id: public-statistics", "id: other-study")
         .replace("parties: [stats-bureau]", "parties: [someone-else]")
         .replace("operations: [aggregate]", "operations: [aggregate, extract]")
         .replace("filterable: [status]\n", "")  # status is not released by the extract: not filterable there
-        .replace("aggregate:\n", "fields:\n  kindergarten_id: {tokenize: {domain: kg}}\naggregate:\n", 1)
+        .replace(
+            "aggregate:\n",
+            "fields:\n  kindergarten_id: {tokenize: {domain: kg}}\n"
+            "disclosure_control: {k_anonymity: {k: 5, quasi_identifiers: [kindergarten_id]}}\naggregate:\n",
+            1,
+        )
     )
     result = lint_agreements([parse_agreement(a, catalog), parse_agreement(b, catalog)])
     assert "shared-token-domain" in codes(result["research-continuity"])
@@ -118,10 +125,11 @@ def test_shared_token_domain_counts_every_domain_of_an_agreement(catalog: Catalo
 
 def test_semantic_diff_names_what_an_approver_must_see(catalog: Catalog) -> None:
     v2 = (
-        RESEARCH.replace("version: 1", "version: 2")
+        RESEARCH.replace("version: 2", "version: 3")
         .replace("national_id:     drop", "national_id:     {tokenize: {domain: pku-study}}")
-        .replace("  gender:          keep\n", "")
-        .replace("birth_date:      {generalize: month}", "birth_date:      {generalize: year}")
+        .replace("  status:          keep\n", "")
+        .replace("filterable: [status]", "filterable: []")  # a field no longer released is no longer filterable
+        .replace("birth_date:      {generalize: year}", "birth_date:      {generalize: quarter}")
         .replace("parties: [pku-education-lab]", "parties: [pku-education-lab, pku-stats-lab]")
         .replace("valid_until: 2027-12-31", "valid_until: 2028-06-30")
         .replace("rows_per_day: 20000000", "rows_per_day: 1000")
@@ -129,16 +137,16 @@ def test_semantic_diff_names_what_an_approver_must_see(catalog: Catalog) -> None
     old, new = parse_agreement(RESEARCH, catalog), parse_agreement(v2, catalog)
     summary = semantic_summary(old.document, new.document)
     assert summary["fields"]["added"] == [{"field": "national_id", "rule": {"tokenize": {"domain": "pku-study"}}}]
-    assert summary["fields"]["removed"] == [{"field": "gender", "rule": "keep"}]
+    assert summary["fields"]["removed"] == [{"field": "status", "rule": "keep"}]
     assert summary["fields"]["rule_changed"] == [
-        {"field": "birth_date", "from": {"generalize": "month"}, "to": {"generalize": "year"}}
+        {"field": "birth_date", "from": {"generalize": "year"}, "to": {"generalize": "quarter"}}
     ]
     assert summary["parties"] == {"added": ["pku-stats-lab"], "removed": []}
     assert summary["validity"] == {"valid_until": {"from": "2027-12-31", "to": "2028-06-30"}}
-    assert set(summary["other"]) == {"limits"}
+    assert set(summary["other"]) == {"limits", "filterable"}
     diff = agreement_diff(RESEARCH, v2, old.document, new.document, old_label="v1", new_label="v2")
     assert diff["unified"].startswith("--- v1\n+++ v2\n")
-    assert "-  gender:          keep\n" in diff["unified"]
+    assert "-  status:          keep\n" in diff["unified"]
 
 
 def test_identical_versions_have_an_empty_summary(catalog: Catalog) -> None:
@@ -160,4 +168,6 @@ def test_raw_quasi_identifier_is_not_flagged_next_to_a_kept_direct_identifier(ca
     anonymous = anonymous.replace("filterable: [{student_number: [eq]}]", "filterable: []").replace(
         "exempt: [student_number, guardian_phone]", "exempt: []"
     )
-    assert lint(catalog, anonymous)["raw-quasi-identifier"] == "warning"
+    # ... and since disclosure control is required for releases that name nobody, such a file no longer loads.
+    with pytest.raises(PolicyLoadError, match="disclosure_control"):
+        lint(catalog, anonymous)

@@ -35,7 +35,7 @@ from gateway.throttle import AuthThrottle
 from gateway.web.routes.common import new_id
 from policies import Catalog
 from tests.gateway.harness import Env, build_env, sqlite_url
-from tests.gateway.lifecycle_support import TEXTS, activate, apply, set_state, use_store
+from tests.gateway.lifecycle_support import RESEARCH, TEXTS, activate, apply, set_state, use_store
 
 pytestmark = pytest.mark.anyio
 
@@ -113,6 +113,9 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
         content_type="application/yaml",
     ),
     "admin-approve": Endpoint("POST", "/v1/admin/agreements/public-statistics/versions/1/approve", "stats"),
+    "admin-accept-risk": Endpoint(
+        "POST", "/v1/admin/agreements/research-continuity/versions/1/risk-acceptances", "research", {"reason": "t"}
+    ),
     "admin-state": Endpoint(
         "POST", "/v1/admin/agreements/research-continuity/state", "research", {"state": "suspended", "reason": "t"}
     ),
@@ -181,6 +184,8 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("admin-apply",        RR,      RR,       RR,         201,    RR,       UA),
     # Four eyes: only an approver approves (the harness admin holds only the admin role).
     ("admin-approve",      RR,      RR,       RR,         RR,     200,      UA),
+    # Only approvers accept a risk; research-continuity v1 is active, so there is nothing left to accept.
+    ("admin-accept-risk",  RR,      RR,       RR,         RR,     "409:not-a-draft", UA),
     ("admin-state",        RR,      RR,       RR,         200,    RR,       UA),
     ("admin-preview",      RR,      RR,       RR,         200,    200,      UA),
     ("reid-request",       "403:reidentification-not-allowed", NP, NP, NP, NP, UA),
@@ -262,7 +267,8 @@ async def _store_env(env: Env) -> Env:
     public-statistics v1 a draft authored by the admin."""
     use_store(env)  # adds approver (approver-li), approver2, admin2
     async with env.client() as client:
-        for name in ("research-continuity.yaml", "school-transfer.yaml", "finance-subsidy.yaml"):
+        await activate(client, env, RESEARCH)  # the demo text coarsened for 600 children (tests/conftest.py)
+        for name in ("school-transfer.yaml", "finance-subsidy.yaml"):
             await activate(client, env, TEXTS[name])
         for agreement_id, state in (("school-transfer", "suspended"), ("finance-subsidy", "revoked")):
             changed = await set_state(client, env, agreement_id, state, reason="authz matrix")

@@ -59,6 +59,18 @@ _LIFTED_LIMITS = {
         "limits: {max_rows_per_request: 10}",
     ),
 }
+#: The demo research agreement's k = 5 classes withhold 11% of 5,000 children, so every extract would be refused
+#: (it is meant for registries of 20,000 and more); the deployment coarsens it as tests/conftest.py coarse_research.
+_COARSER = {
+    "research-continuity.yaml": (
+        ("residence_code:  {generalize: {prefix: 2}}", "residence_code:  drop"),
+        ("enrollment_date: {generalize: year}", "enrollment_date: drop"),
+        (
+            "quasi_identifiers: [birth_date, gender, residence_code, enrollment_date]",
+            "quasi_identifiers: [birth_date, gender]",
+        ),
+    )
+}
 #: request kinds of the load, cycled; their count (10) is coprime with the 3 ports, so every port gets every kind
 KINDS = (
     "record",
@@ -103,8 +115,8 @@ def _request(kind: str, n: int, cfg: dict[str, Any]) -> tuple[str, str, str, dic
     if kind == "record_miss":
         return "GET", f"/v1/agreements/school-transfer/records/{pick('out_of_scope')}", keys["school"], None
     if kind == "extract":
-        year = 2020 + n % 4
-        body = {"filters": {"birth_date": {"gte": f"{year}-01-01"}}, "limit": EXTRACT_LIMIT}
+        # Filters on status only (version 2); enrolled children are the bulk, so k-anonymity withholds next to none.
+        body = {"filters": {"status": {"eq": "enrolled"}}, "limit": EXTRACT_LIMIT}
         return "POST", "/v1/agreements/research-continuity/extract", keys["research"], body
     if kind == "extract_csv":
         body = {"format": "csv", "fields": ["child_id", "birth_date", "gender", "migrant"], "limit": CSV_LIMIT}
@@ -230,6 +242,9 @@ def _write_agreements(directory: Path) -> None:
         if item.name in _LIFTED_LIMITS:
             old, new = _LIFTED_LIMITS[item.name]
             assert old in text, f"the demo's {item.name} changed its limits; update _LIFTED_LIMITS"
+            text = text.replace(old, new)
+        for old, new in _COARSER.get(item.name, ()):
+            assert old in text, f"the demo's {item.name} changed its fields; update _COARSER"
             text = text.replace(old, new)
         (target / item.name).write_text(text, encoding="utf-8")
 

@@ -110,3 +110,13 @@ def test_a_row_that_appears_between_the_passes_is_withheld_and_noticed(catalog: 
     released = [r for batch in gate.release(iter([later])) for r in batch]
     assert [r[0] for r in released] == ["C1", "C2"]
     assert gate.details()["registry_changed_between_passes"] is True
+
+
+def test_l_diversity_holds_for_each_sensitive_column_on_its_own() -> None:
+    # Two flags: class a mixes both, class b mixes only the first: b is not 2-diverse (everyone in it shares flag 2).
+    classes = EquivalenceClasses(2, attributes=2)
+    keys = [("a",)] * 4 + [("b",)] * 4
+    values = [(0, 0), (1, 1), (0, 1), (1, 0), (0, 1), (1, 1), (0, 1), (1, 1)]
+    classes.add(keys, values)
+    assert classes.diversity(("a",)) == 2 and classes.diversity(("b",)) == 1
+    assert k_anonymity_verdict(classes, 2, 2).allowed == {("a",)}

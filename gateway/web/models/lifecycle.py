@@ -22,11 +22,14 @@ __all__ = [
     "AgreementVersionWithText",
     "AppliedVersion",
     "ApplyRequest",
+    "ApprovedVersion",
     "Preview",
     "Reidentification",
     "ReidentificationAnswer",
     "ReidentificationList",
     "ReidentifyRequest",
+    "RiskAcceptanceRequest",
+    "RiskAcceptances",
     "StateChange",
 ]
 
@@ -49,6 +52,40 @@ class _VersionFields(ClosedResponse):
 
 class AgreementVersion(_VersionFields):
     """One stored version of an agreement (without its text)"""
+
+
+class MeasuredRisk(ResponseBody):
+    """The re-identification risk measured on approval: counts and ratios only"""
+
+    binding: bool
+    measured_on: Literal["after_k_anonymity", "scope"]
+    records: int = Field(ge=0)
+    smallest_class: int = Field(ge=0)
+    unique_records: int = Field(ge=0)
+    unique_share: float
+    prosecutor_risk_max: float
+    journalist_risk_max: float
+    threshold: dict[str, Any]
+    exceeds_threshold: bool
+    problems: list[str]
+    computed_on: str
+    accepted_by: list[dict[str, Any]] | Omitted = None
+
+
+class ApprovedVersion(_VersionFields):
+    """The approved version and the re-identification risk measured on approval (null when the lifecycle cannot
+    measure and the threshold does not bind)"""
+
+    risk: MeasuredRisk | None
+
+
+class RiskAcceptances(ClosedResponse):
+    """Who accepted the draft's measured risk so far (the reasons are in the disclosure log)"""
+
+    agreement_id: str
+    version: int
+    acceptances: list[dict[str, Any]]
+    acceptances_needed: int
 
 
 @inline
@@ -155,6 +192,11 @@ class ApplyRequest(RequestBody):
 
 
 @inline
+class RiskAcceptanceRequest(RequestBody):
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+@inline
 class StateChange(RequestBody):
     state: Annotated[StrictStr, WithJsonSchema({"enum": ["suspended", "revoked", "active"]})]
     reason: Annotated[StrictStr | None, WithJsonSchema({"type": "string", "maxLength": 500})] = None
@@ -172,6 +214,9 @@ class ReidentifyRequest(RequestBody):
 MODELS = (
     AgreementVersion,
     AppliedVersion,
+    ApprovedVersion,
+    MeasuredRisk,
+    RiskAcceptances,
     AgreementVersionWithText,
     AgreementVersionList,
     AdminAgreementList,
@@ -182,4 +227,5 @@ MODELS = (
     ApplyRequest,
     StateChange,
     ReidentifyRequest,
+    RiskAcceptanceRequest,
 )

@@ -138,6 +138,7 @@ class RiskReport(ResponseBody):
     journalist_risk: dict[str, Any]
     marketer_risk: float
     after_k_anonymity: dict[str, Any] | Omitted = None
+    assessment: dict[str, Any] | Omitted = Field(default=None, description="against the catalog's risk_threshold")
     method: str
 
 

@@ -23,8 +23,9 @@ from gateway.agreements.lifecycle import (
     AgreementInvalidError,
     AgreementLifecycle,
     LifecycleConflictError,
+    RiskRefusedError,
 )
-from gateway.agreements.store import DRAFT, StoredVersion, agreement_state
+from gateway.agreements.store import DRAFT, RISK_ACCEPTANCES_NEEDED, StoredVersion, agreement_state
 from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
@@ -38,7 +39,10 @@ from gateway.web.models.lifecycle import (
     AgreementVersionWithText,
     AppliedVersion,
     ApplyRequest,
+    ApprovedVersion,
     Preview,
+    RiskAcceptanceRequest,
+    RiskAcceptances,
     StateChange,
 )
 from gateway.web.openapi.parts import (
@@ -65,6 +69,7 @@ from transforms.redaction import DeferredNames
 __all__ = [
     "OPENAPI",
     "PREVIEW_ROWS",
+    "accept_version_risk",
     "agreement_version",
     "agreement_versions",
     "apply_agreement",
@@ -97,13 +102,16 @@ def _with_problems(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except (AgreementInvalidError, LifecycleConflictError) as exc:
+            extra: dict[str, object] = {"errors": exc.problems} if exc.problems else {}
+            if isinstance(exc, RiskRefusedError):
+                extra["risk"] = exc.risk  # counts, ratios, the threshold and who accepted so far: no data
             return problem_response(
                 exc.status,
                 exc.code,
                 exc.title,
                 exc.detail,
                 request_id=request_id(request),
-                extra={"errors": exc.problems} if exc.problems else None,
+                extra=extra or None,
             )
 
     return wrapped
@@ -171,8 +179,43 @@ async def approve_version(request: Request) -> Response:
     require_role(principal, "approver")
     lifecycle = lifecycle_of(services(request))
     agreement_id, version = request.path_params["agreement_id"], _version_param(request)
-    approved = await anyio.to_thread.run_sync(lambda: lifecycle.approve(agreement_id, version, approver=principal))
-    return JSONResponse(_summary(approved))
+    result = await anyio.to_thread.run_sync(
+        lambda: lifecycle.approve_measured(agreement_id, version, approver=principal)
+    )
+    body: dict[str, Any] = {**_summary(result.version), "risk": result.risk.describe() if result.risk else None}
+    if result.acceptances:
+        body["risk"]["accepted_by"] = [a.describe() for a in result.acceptances]
+    return JSONResponse(body)
+
+
+@_with_problems
+async def accept_version_risk(request: Request) -> Response:
+    """POST /v1/admin/agreements/{id}/versions/{v}/risk-acceptances — ``{"reason": "..."}``: accept a draft's measured
+    risk above the catalog threshold (approver, not the author; two distinct approvers before approval)."""
+    principal = await authenticate(request)
+    require_role(principal, "approver")
+    found = services(request)
+    lifecycle = lifecycle_of(found)
+    body = parse_body(
+        RiskAcceptanceRequest,
+        await read_json(request, found.max_body_bytes),
+        hint='the body is {"reason": "why this risk is acceptable (logged; no personal data)"}',
+        error=MalformedRequestError,
+    )
+    agreement_id, version = request.path_params["agreement_id"], _version_param(request)
+    reason = body.reason
+    accepted = await anyio.to_thread.run_sync(
+        lambda: lifecycle.accept_risk(agreement_id, version, approver=principal, reason=reason)
+    )
+    return JSONResponse(
+        {
+            "agreement_id": agreement_id,
+            "version": version,
+            "acceptances": [{"by": a.approver, "at": a.describe()["at"]} for a in accepted],
+            "acceptances_needed": RISK_ACCEPTANCES_NEEDED,
+        },
+        status_code=201,
+    )
 
 
 @_with_problems
@@ -483,8 +526,20 @@ OPENAPI = {
             "is suspended",
             "parameters": [AGREEMENT_ID, _VERSION],
             "responses": {
-                "200": json_response("The approved version", AgreementVersion),
+                "200": json_response("The approved version, with the measured risk", ApprovedVersion),
                 **_problems(401, 403, 404, 409, 501, 503),
+            },
+        }
+    },
+    "/v1/admin/agreements/{agreement_id}/versions/{version}/risk-acceptances": {
+        "post": {
+            "summary": "Accept a draft's measured re-identification risk above the catalog threshold (approver, not "
+            "its author; two distinct approvers before approval)",
+            "parameters": [AGREEMENT_ID, _VERSION],
+            "requestBody": json_body(RiskAcceptanceRequest),
+            "responses": {
+                "201": json_response("The acceptances so far", RiskAcceptances),
+                **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
             },
         }
     },
