@@ -37,35 +37,70 @@ fields:
   child_id: keep
   birth_date: keep
   gender: keep
-  hukou_region: keep
   residence_code: keep
-  kindergarten_id: keep
   enrollment_date: keep
   status: keep
-  guardian_phone: keep
   low_income: keep
-  disability: keep
   migrant: keep
-  left_behind: keep
 # kept identifiers are released on purpose here; the egress scan still checks every other column
-egress: {on_finding: block, exempt: [child_id, guardian_phone]}
+egress: {on_finding: block, exempt: [child_id]}
 """
 
-#: the research fields without the free-text column (docs/design.md §9: "no free-text field")
+#: below this many children the demo's k = 5 classes withhold more than its 5% (the extract is refused): the
+#: benchmark then measures a twin that allows more suppression, with the same transforms, k and l
+SMALL_REGISTRY = 50_000
+
+
+def _research_text(agreement_id: str, title: str, *, notes: bool, max_suppression: float | None) -> str:
+    """The demo's research agreement under another id (bench only): optionally with the notes redacted, as the
+    free-text target measures, and with another maximum suppression."""
+    text = (ROOT / "gateway" / "demo" / "files" / "agreements" / "research-continuity.yaml").read_text("utf-8")
+    text = text.replace("$valid_from", "2020-01-01").replace("$valid_until", "2099-12-31")
+    text = text.replace("id: research-continuity", f"id: {agreement_id}", 1)
+    lines = [line for line in text.splitlines() if not line.startswith(("version:", "title:"))]
+    text = "\n".join([lines[0], "version: 1", f'title: "{title}"', *lines[1:]]) + "\n"
+    if notes:
+        text = text.replace(
+            "  notes:           drop", "  notes:           {redact: [CN_RESIDENT_ID, CN_MOBILE, PERSON, EMAIL_ADDRESS]}"
+        )
+    if max_suppression is not None:
+        text = text.replace("max_suppression: 0.05", f"max_suppression: {max_suppression}")
+    return text
+
+
+def bench_agreements() -> dict[str, str]:
+    return {
+        "bench-passthrough": PASSTHROUGH,
+        "bench-research-small": _research_text(
+            "bench-research-small",
+            "Benchmark: the research release on a small registry",
+            notes=False,
+            max_suppression=0.5,
+        ),
+        "bench-research-notes": _research_text(
+            "bench-research-notes",
+            "Benchmark: the research release with the notes redacted",
+            notes=True,
+            max_suppression=0.5,
+        ),
+    }
+
+
+def research_agreement(rows: int) -> str:
+    """The agreement the research figures are measured under: the demo's own, except on small registries."""
+    return "research-continuity" if rows >= SMALL_REGISTRY else "bench-research-small"
+
+
+#: the fields the demo's research agreement releases (version 2), none of them free text (docs/design.md §9)
 RESEARCH_FIELDS = [
     "child_id",
     "birth_date",
     "gender",
-    "hukou_region",
     "residence_code",
-    "kindergarten_id",
     "enrollment_date",
     "status",
-    "guardian_phone",
     "low_income",
-    "disability",
     "migrant",
-    "left_behind",
 ]
 
 
@@ -106,16 +141,25 @@ def machine() -> dict[str, str]:
 
 
 def deployment(rows: int, *, base: Path | None = None) -> Path:
-    """A demo deployment with ``rows`` children plus the bench-passthrough agreement (built once, then reused)."""
+    """A demo deployment with ``rows`` children plus the bench agreements (built once, then reused)."""
     from gateway.demo.deployment import build_demo
 
     directory = (base or ROOT / "var") / f"bench-{rows}"
     build_demo(directory, rows=rows, seed=2026)
-    extra = directory / "agreements" / "bench-passthrough.yaml"
-    if not extra.exists():
-        extra.write_text(PASSTHROUGH, encoding="utf-8")
-        build_demo(directory, rows=rows, seed=2026)  # installs the new file (idempotent for the rest)
+    missing = False
+    for name, text in bench_agreements().items():
+        extra = directory / "agreements" / f"{name}.yaml"
+        if not extra.exists() or extra.read_text(encoding="utf-8") != text:
+            extra.write_text(text, encoding="utf-8")
+            missing = True
+    if missing:
+        build_demo(directory, rows=rows, seed=2026)  # installs the new files (idempotent for the rest)
     return directory
+
+
+def rows_of(directory: Path) -> int:
+    """The registry size of a deployment made by ``deployment`` (its folder is named after it)."""
+    return int(directory.name.rsplit("-", 1)[1])
 
 
 def credentials(directory: Path, agreement: str) -> str:
@@ -123,7 +167,7 @@ def credentials(directory: Path, agreement: str) -> str:
     key: str = next(
         e["api_key"]
         for e in entries
-        if agreement in e["agreements"] or (agreement == "bench-passthrough" and e["principal"] == "pku-education-lab")
+        if agreement in e["agreements"] or (agreement.startswith("bench-") and e["principal"] == "pku-education-lab")
     )
     return key
 

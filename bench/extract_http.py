@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .common import RESEARCH_FIELDS, credentials, median, server
+from .common import RESEARCH_FIELDS, credentials, median, research_agreement, rows_of, server
 
 
 def _extract(url: str, key: str, agreement: str, body: dict[str, Any]) -> tuple[int, float]:
@@ -62,11 +62,11 @@ def _subject_index_rows(directory: Path) -> int:
 
 def run(directory: Path, runs: int) -> dict[str, Any]:
     key = credentials(directory, "research-continuity")
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"research_agreement": research_agreement(rows_of(directory))}
     cases = {
-        "research": ("research-continuity", {"fields": RESEARCH_FIELDS}),
+        "research": (results["research_agreement"], {"fields": RESEARCH_FIELDS}),
         "passthrough": ("bench-passthrough", {"fields": RESEARCH_FIELDS}),
-        "research_with_notes": ("research-continuity", {}),
+        "research_with_notes": ("bench-research-notes", {}),
     }
     rates: dict[str, list[float]] = {name: [] for name in cases}
     counts: dict[str, int] = {}
@@ -103,6 +103,6 @@ def rss(directory: Path, limits: list[int | None]) -> dict[str, float]:
             body: dict[str, Any] = {"fields": RESEARCH_FIELDS}
             if limit:
                 body["limit"] = limit
-            rows, _ = _extract(srv.url, key, "research-continuity", body)
+            rows, _ = _extract(srv.url, key, research_agreement(rows_of(directory)), body)
             out[str(rows)] = srv.peak_rss_mb()
     return out

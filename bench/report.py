@@ -53,6 +53,11 @@ def render(r: dict[str, Any]) -> str:
             "",
             f"Research / passthrough = **{ratio:.2f}**; research / bare floor = {ex['ratio_research_vs_floor']:.2f}.",
             "",
+            f"Research measured under `{ex.get('research_agreement', 'research-continuity')}` (the demo's research "
+            "agreement, version 2: k = 5, 2-diversity, keyed release order; below 50,000 children a twin that allows "
+            "more suppression, same transforms). With notes: `bench-research-notes`, the same release plus the notes "
+            "redacted. Passthrough: the same columns kept as they are.",
+            "",
         ]
         if "subject_index_rows_before" in ex:
             lines += [
