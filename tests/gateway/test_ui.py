@@ -321,8 +321,13 @@ async def test_forms_reject_other_encodings_and_oversized_bodies(env: Env) -> No
 async def test_bearer_keys_of_compliance_and_admin_work_without_a_cookie(env: Env, registry_path: Path) -> None:
     await extract(env)
     async with env.client() as client:
-        for who in ("compliance", "admin"):
-            for path in ("/ui/", "/ui/disclosures", "/ui/agreements", "/ui/subjects"):
+        # What each may see follows the one authorization table (gateway/web/authz.py): an admin is no log reader.
+        pages = {
+            "compliance": ("/ui/", "/ui/disclosures", "/ui/agreements", "/ui/subjects"),
+            "admin": ("/ui/", "/ui/agreements"),
+        }
+        for who, paths in pages.items():
+            for path in paths:
                 response = await client.get(path, headers=env.auth(who))
                 assert response.status_code == 200, (who, path)
         # Scripts post without a CSRF token: a Bearer key is never attached by a browser on its own.
@@ -664,3 +669,40 @@ async def test_agreements_page_shows_the_privacy_budget_left(env: Env, catalog: 
     assert "ε 1 left of 1 (0 queries so far)" in before
     assert "ε 0.6 left of 1 (1 query so far)" in after
     assert "n/a (no differential privacy in this agreement)" in after
+
+
+async def test_the_admin_gets_from_the_dashboard_what_the_api_gives_it(env: Env, registry_path: Path) -> None:
+    """One authorization table (gateway/web/authz.py) for both faces: an admin reads neither the disclosure log, nor
+    its CSV export, nor a child's accounting, in the API or in the dashboard (it used to in the dashboard)."""
+    child_id, _student, limit = env.first_enrolled_released(registry_path)
+    first = await extract(env, body={"limit": limit})
+    disclosure_id = first.headers["x-disclosure-id"]
+    log_of(env).checkpoint()
+    async with signed_in(env, "admin") as admin, signed_in(env, "compliance") as officer:
+        pages = {
+            "log": ("GET", "/ui/disclosures", None),
+            "entry": ("GET", f"/ui/disclosures/{disclosure_id}", None),
+            "receipt": ("GET", f"/ui/disclosures/{disclosure_id}/receipt.json", None),
+            "export": ("GET", "/ui/disclosures/export.csv", None),
+            "subjects": ("GET", "/ui/subjects", None),
+        }
+        for name, (method, path, _body) in pages.items():
+            refused = await admin.request(method, path)
+            assert refused.status_code == 403, (name, refused.status_code)
+            assert child_id not in refused.text and disclosure_id not in refused.text.replace(path, "")
+            assert (await officer.request(method, path)).status_code == 200, name
+        form = await officer.get("/ui/subjects")
+        lookup = await admin.post(
+            "/ui/subjects", data={"csrf_token": csrf(form.text), "subject_id": child_id}, headers=SAME_ORIGIN
+        )
+        assert lookup.status_code == 403 and child_id not in lookup.text
+        overview = await admin.get("/ui/")
+        assert overview.status_code == 200
+        assert "Disclosure log</a>" not in overview.text and "Subject accounting</a>" not in overview.text
+        assert "research-continuity (research)" not in overview.text  # no usage counts either
+        assert "Disclosure log</a>" in (await officer.get("/ui/")).text
+    async with env.client() as api:  # the same answers from the API
+        for path in ("/v1/disclosures/export", "/v1/disclosures/totals"):
+            assert (await api.get(path, headers=env.auth("admin"))).status_code == 403
+        subject = await api.post("/v1/subjects/disclosures", headers=env.auth("admin"), json={"subject_id": child_id})
+        assert subject.status_code == 403

@@ -21,6 +21,7 @@ from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.errors import AuditUnavailableError, NotFoundError, ValidationError
 from gateway.services import Services
+from gateway.web.authz import require
 from gateway.web.models.base import parse_body
 from gateway.web.models.compliance import Disclosure as DisclosureBody
 from gateway.web.models.compliance import DisclosurePage, Receipt, SubjectAccounting, SubjectQuery, Totals
@@ -140,7 +141,7 @@ async def list_disclosures(request: Request) -> Response:
 
 async def export_disclosures(request: Request) -> Response:
     principal = await authenticate(request)
-    require_role(principal, "compliance")
+    require(principal, "disclosures.export")
     fmt = request.query_params.get("format", "ndjson")
     if fmt not in ("ndjson", "csv"):
         raise ValidationError("format must be ndjson or csv")
@@ -187,14 +188,14 @@ async def receipt(request: Request) -> Response:
 
 async def disclosure_totals(request: Request) -> Response:
     principal = await authenticate(request)
-    require_role(principal, "compliance")
+    require(principal, "disclosures.totals")
     totals = await anyio.to_thread.run_sync(reader(services(request)).totals)
     return JSONResponse({"agreements": totals})
 
 
 async def subject_disclosures(request: Request) -> Response:
     principal = await authenticate(request)
-    require_role(principal, "compliance")
+    require(principal, "subjects.accounting")
     found = services(request)
     query = parse_body(
         SubjectQuery,

@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from gateway.auth import Principal
 from gateway.errors import ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
+from gateway.web.authz import PERMISSIONS
 from gateway.web.bearer import check_bearer
 from gateway.web.state import set_state
 from gateway.web.ui.context import ui
@@ -31,7 +32,7 @@ __all__ = [
     "require_dashboard_role",
 ]
 
-DASHBOARD_ROLES = frozenset({"compliance", "admin"})
+DASHBOARD_ROLES = PERMISSIONS["dashboard.enter"]
 REQUESTER_REFUSED = (
     "The compliance dashboard is for compliance officers and administrators. This key belongs to a principal "
     "without the compliance or admin role, so it cannot sign in here. Requesters read their own disclosures and "

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.audit.export import export_stream
+from gateway.web.authz import require
 from gateway.web.ui.access import current_viewer
 from gateway.web.ui.context import ui
 from gateway.web.ui.filters import parse_filter
@@ -20,7 +21,7 @@ _BATCH = 1000
 
 
 async def export_csv(request: Request) -> Response:
-    await current_viewer(request)
+    require((await current_viewer(request)).principal, "disclosures.export")
     log_filter = parse_filter(request.query_params)
     query = log_filter.query(_BATCH)
     reader = ui(request).reader()

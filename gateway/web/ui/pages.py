@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.audit.reader import disclosure_json
 from gateway.errors import NotFoundError
+from gateway.web.authz import allowed, require
 from gateway.web.ui.access import check_csrf, current_viewer, read_form
 from gateway.web.ui.charts import Series, stacked_bars
 from gateway.web.ui.context import UiContext, base_path, ui
@@ -52,9 +53,21 @@ WINDOW_DAYS = 30
 
 
 # -- overview ---------------------------------------------------------------------------------------------------------
-def _overview(context: UiContext) -> dict[str, Any]:
+def _overview(context: UiContext, *, usage: bool = True) -> dict[str, Any]:
+    """The overview; without ``usage`` (a viewer the authorization table does not let read disclosure totals, e.g.
+    an admin) only the integrity of the log: no counts per agreement, no alerts about disclosures."""
     now = context.now()
     engine = context.engine
+    if not usage:
+        return {
+            "by_agreement": [],
+            "per_day": [],
+            "alerts": [],
+            "usage_hidden": True,
+            "log_size": log_size(engine),
+            "checkpoint": checkpoint_info(engine),
+            "verification": last_verification(engine),
+        }
     days = [now.date() - dt.timedelta(days=WINDOW_DAYS - 1 - i) for i in range(WINDOW_DAYS)]
     since = dt.datetime.combine(days[0], dt.time(), tzinfo=dt.UTC)
     counts = daily_counts(engine, since)
@@ -110,12 +123,14 @@ def _overview(context: UiContext) -> dict[str, Any]:
 async def overview(request: Request) -> Response:
     viewer = await current_viewer(request)
     context = ui(request)
-    data = await anyio.to_thread.run_sync(_overview, context)
+    usage = allowed(viewer.principal, "disclosures.totals")
+    data = await anyio.to_thread.run_sync(lambda: _overview(context, usage=usage))
     return render(request, "overview.html", data, viewer=viewer, active="overview")
 
 
 async def verify_now(request: Request) -> Response:
     viewer = await current_viewer(request)
+    require(viewer.principal, "log.verify")
     form = await read_form(request)
     check_csrf(request, viewer, form)
     context = ui(request)
@@ -132,6 +147,7 @@ async def verify_now(request: Request) -> Response:
 # -- disclosure log ---------------------------------------------------------------------------------------------------
 async def disclosure_log(request: Request) -> Response:
     viewer = await current_viewer(request)
+    require(viewer.principal, "disclosures.read_all")
     context = ui(request)
     log_filter = parse_filter(request.query_params)
     rows = await anyio.to_thread.run_sync(context.reader().disclosures, log_filter.query(PAGE_SIZE))
@@ -162,6 +178,7 @@ def _disclosure_id(request: Request) -> str:
 
 async def disclosure_entry(request: Request) -> Response:
     viewer = await current_viewer(request)
+    require(viewer.principal, "disclosures.read_all")
     context = ui(request)
     disclosure_id = _disclosure_id(request)
 
@@ -177,7 +194,7 @@ async def disclosure_entry(request: Request) -> Response:
 
 async def receipt_json(request: Request) -> Response:
     """The entry's receipt as a file, for ``gateway receipt verify`` offline (same body as the API's)."""
-    await current_viewer(request)
+    require((await current_viewer(request)).principal, "disclosures.read_all")
     context = ui(request)
     disclosure_id = _disclosure_id(request)
 
@@ -227,5 +244,6 @@ def _agreements(context: UiContext) -> dict[str, Any]:
 
 async def agreements(request: Request) -> Response:
     viewer = await current_viewer(request)
+    require(viewer.principal, "agreements.oversee")
     data = await anyio.to_thread.run_sync(_agreements, ui(request))
     return render(request, "agreements.html", data, viewer=viewer, active="agreements")

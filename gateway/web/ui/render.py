@@ -11,6 +11,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from gateway.web.authz import allowed
 from gateway.web.ui.access import Viewer
 from gateway.web.ui.context import base_path, ui
 from gateway.web.ui.csrf import CSRF_FIELD
@@ -49,6 +50,8 @@ def render(
         "csrf_field": CSRF_FIELD,
         "csrf_token": viewer.csrf_token if viewer is not None else None,
         "active": active,
+        # what the viewer may see, from the one authorization table the API uses too (gateway/web/authz.py)
+        "can": (lambda action: allowed(viewer.principal, action)) if viewer is not None else (lambda action: False),
         "generated_at": ui(request).now().replace(microsecond=0),
         "today": ui(request).now().date(),
         "timedelta": dt.timedelta,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from gateway.audit.reader import accounting_json
 from gateway.audit.subjects import LogKeys
+from gateway.web.authz import require
 from gateway.web.ui.access import check_csrf, current_viewer, read_form
 from gateway.web.ui.context import ui
 from gateway.web.ui.queries import checkpoint_info
@@ -28,11 +29,13 @@ _MAX_ID = 64
 
 async def subject_form(request: Request) -> Response:
     viewer = await current_viewer(request)
+    require(viewer.principal, "subjects.accounting")
     return render(request, "subjects.html", {"result": None, "error": None}, viewer=viewer, active="subjects")
 
 
 async def subject_lookup(request: Request) -> Response:
     viewer = await current_viewer(request)
+    require(viewer.principal, "subjects.accounting")
     form = await read_form(request)
     check_csrf(request, viewer, form)
     raw = form.get("subject_id")
