@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -288,8 +290,10 @@ async def test_preview_shows_transformed_samples_and_is_a_logged_disclosure(env:
     assert not [c for c in columns.values() if "withheld" in c]
     assert len(body["samples"]) == 5
     assert all(len(s["birth_date"]) == 4 and len(s["child_id"]) == 22 for s in body["samples"])
+    # A draft previews synthetic rows: released nobody, indexed nobody, and says so.
+    assert any("synthetic" in note for note in body["notes"])
     entry = env.disclosure(response.headers["x-disclosure-id"])
-    assert entry["operation"] == "preview" and entry["principal"] == "approver-li" and entry["rows"] == 5
+    assert entry["operation"] == "preview" and entry["principal"] == "approver-li" and entry["rows"] == 0
     assert entry["status"] == "completed" and entry["purpose"] == "agreement_review"
     # One-off keys: the preview's tokens link to no real release.
     released = ndjson(await extract(env, {"limit": 600}))
@@ -355,3 +359,46 @@ def test_state_change_entries_verify_in_the_log(sqlite_env: Env) -> None:
     with env.engine.connect() as conn:
         kinds = [r[0] for r in conn.execute(sa.text("SELECT kind FROM log_entries ORDER BY seq"))]
     assert kinds.count("agreement.state_changed") == 4 and "keys.destroyed" in kinds
+
+
+async def test_one_admin_cannot_read_a_child_through_a_draft_preview(env: Env, registry_path: Path) -> None:
+    """The attack an outside review ran: a draft scoped on one child with everything kept, previewed by the admin
+    who wrote it. A draft reads no registry row: the preview shows synthetic samples, none of the child's values."""
+    use_store(env)
+    conn = sqlite3.connect(registry_path)
+    conn.row_factory = sqlite3.Row
+    child = conn.execute("SELECT * FROM children WHERE status = 'enrolled' LIMIT 1").fetchone()
+    phones = [r[0] for r in conn.execute("SELECT phone FROM guardians WHERE child_id = ?", (child["child_id"],))]
+    conn.close()
+    draft = f"""\
+id: peek
+version: 1
+title: One child's whole record
+parties: [receiving-school]
+purpose: enrollment_transfer
+legal_basis: "none"
+approved_by: nobody@registry.example
+valid_from: 2026-01-01
+dataset: children
+row_scope:
+  child_id: {{eq: {child["child_id"]}}}
+fields:
+  child_id: keep
+  national_id: keep
+  name: keep
+  guardian_phone: keep
+  notes: keep
+egress: {{on_finding: redact, exempt: [national_id, guardian_phone]}}
+"""
+    async with env.client() as client:
+        applied = await apply(client, env, draft, who="admin")
+        assert applied.status_code == 201, applied.text
+        preview = await client.get("/v1/admin/agreements/peek/versions/1/preview", headers=env.auth("admin"))
+    assert preview.status_code == 200, preview.text
+    # (the child id is in the answer: it is the draft's own row_scope, which the admin wrote)
+    for value in (child["national_id"], child["name"], child["student_number"], *phones):
+        assert value not in preview.text
+    samples = preview.json()["samples"]
+    assert len(samples) == 5 and all(s["name"].startswith("样例") for s in samples)
+    entry = env.disclosure(preview.headers["x-disclosure-id"])
+    assert entry["rows"] == 0  # nobody was released, so nobody is in the subject index

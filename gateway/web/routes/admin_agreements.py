@@ -65,6 +65,7 @@ from policies.plan import OutputField
 from transforms import HmacSha256, NdjsonWriter, compile_plan
 from transforms.egress import EgressBlocked
 from transforms.redaction import DeferredNames
+from transforms.synthetic import synthetic_rows
 
 __all__ = [
     "OPENAPI",
@@ -418,9 +419,19 @@ async def preview_version(request: Request) -> Response:
         "record-level controls (k-anonymity) and aggregate thresholds apply to whole releases, not to samples",
     ]
 
+    # A draft has been approved by nobody: its preview reads no registry row (one admin could otherwise write a
+    # draft scoped on one child with everything kept and read that child's record). It shows the draft's transforms
+    # on synthetic rows; versions someone approved preview real samples, as a release under them would.
+    synthetic = version.state == "draft"
+    if synthetic:
+        notes.append("a draft: the samples are synthetic rows (no registry data); approved versions show real samples")
+
     def produce(_session: object) -> Produced:
         if names is not None:
             names.set(found.redaction.names(found.catalog, found.connector, plan.dataset.name))
+        if synthetic:
+            columns = [plan.dataset.columns[c] for c in prepared.plan.projection]
+            return _render_samples(synthetic_rows(columns, PREVIEW_ROWS), subjects=False)
         rows: list[tuple[Any, ...]] = []
         batches = found.connector.stream(prepared.plan, batch_rows=PREVIEW_ROWS)
         try:
@@ -432,7 +443,9 @@ async def preview_version(request: Request) -> Response:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
-        rows = rows[:PREVIEW_ROWS]
+        return _render_samples(rows[:PREVIEW_ROWS], subjects=True)
+
+    def _render_samples(rows: list[tuple[Any, ...]], *, subjects: bool) -> Produced:
         try:
             samples = [json.loads(line) for line in writer.batch(compiled.rows(rows)).splitlines() if line]
         except EgressBlocked as exc:
@@ -452,7 +465,9 @@ async def preview_version(request: Request) -> Response:
             "samples": samples,
             "notes": notes,
         }
-        return Produced(json.dumps(body, ensure_ascii=False).encode("utf-8"), len(rows), [r[0] for r in rows])
+        # Synthetic rows are nobody: nothing goes to the subject index.
+        released = [r[0] for r in rows] if subjects else []
+        return Produced(json.dumps(body, ensure_ascii=False).encode("utf-8"), len(released), released)
 
     approved_by = version.approved_by or ""
     disclosed = await buffered_disclosure(
