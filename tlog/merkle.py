@@ -302,26 +302,17 @@ def roots_at(leaf_hashes: Iterable[bytes], sizes: Iterable[int]) -> dict[int, by
 
 def root_from_leaves(leaf_hashes: Iterable[bytes]) -> bytes:
     """Root of the tree over all the given leaf hashes, streamed (memory O(log n))."""
-    sha = _sha256
-    stack: list[bytes] = []
-    push, pop = stack.append, stack.pop
-    for n, h in enumerate(leaf_hashes, 1):
-        if len(h) != HASH_SIZE:
-            raise TreeError(f"leaf hash {n - 1} must be {HASH_SIZE} bytes")
-        m = n
-        while not m & 1:
-            h = sha(b"\x01" + pop() + h).digest()
-            m >>= 1
-        push(h)
-    return fold_right(stack)
+    acc = RootAccumulator()
+    acc.extend_hashes(leaf_hashes)
+    return acc.root()
 
 
 class RootAccumulator:
     """The RFC 9162 root over a stream of leaf *data* (each leaf hashed as SHA-256(0x00 || data)), in O(log n)
     memory and about two SHA-256 calls per leaf: what commits a disclosure to the set of subjects it released.
 
-    Equal to ``root_from_leaves`` over the same data (tested); unlike :class:`TreeAppender` it keeps only the
-    border hashes and returns no nodes, because nothing is stored.
+    ``root_from_leaves`` is this over leaf hashes; unlike :class:`TreeAppender` it keeps only the border hashes and
+    returns no nodes, because nothing is stored.
     """
 
     __slots__ = ("_size", "_stack")
@@ -335,9 +326,16 @@ class RootAccumulator:
         return self._size
 
     def extend(self, leaves: Iterable[bytes]) -> None:
+        """Append leaves given as data (hashed here as SHA-256(0x00 || data))."""
+        sha = _sha256
+        self.extend_hashes((sha(b"\x00" + data).digest() for data in leaves), checked=False)
+
+    def extend_hashes(self, leaf_hashes: Iterable[bytes], *, checked: bool = True) -> None:
+        """Append leaves given as their leaf hashes."""
         sha, stack, size = _sha256, self._stack, self._size
-        for data in leaves:
-            h = sha(b"\x00" + data).digest()
+        for h in leaf_hashes:
+            if checked and len(h) != HASH_SIZE:
+                raise TreeError(f"leaf hash {size} must be {HASH_SIZE} bytes")
             n = size
             while n & 1:  # each trailing 1 bit of the size closes a perfect subtree
                 h = sha(b"\x01" + stack.pop() + h).digest()
@@ -347,10 +345,4 @@ class RootAccumulator:
         self._size = size
 
     def root(self) -> bytes:
-        stack = self._stack
-        if not stack:
-            return EMPTY_ROOT
-        h = stack[-1]
-        for left in reversed(stack[:-1]):
-            h = _sha256(b"\x01" + left + h).digest()
-        return h
+        return fold_right(self._stack)

@@ -124,21 +124,28 @@ class DisclosureSession:
     def _in_order(self, subjects: Sequence[bytes], *, ordered: bool) -> list[bytes]:
         """``subjects`` in release order, each once, after every subject committed so far (else misuse)."""
         order = self._order
+        if not subjects:
+            return []
         if ordered:
-            keys = [order(h) for h in subjects]
-            pairs = list(zip(keys, subjects, strict=True))
-            if any(a >= b for (a, _), (b, _) in itertools.pairwise(pairs)):
-                pairs = sorted(set(pairs))  # a duplicate row (or a caller's slip): still one commitment per subject
+            # An extract's group is sorted by this very key already (gateway.release.order): only its ends are keyed
+            # here, not every row; a repeated subject (a registry duplicate) sits next to itself and is dropped.
+            batch = list(subjects)
+            if any(a == b for a, b in itertools.pairwise(batch)):
+                batch = list(dict.fromkeys(batch))
+            first, last = order(batch[0]), order(batch[-1])
         else:
             pairs = sorted({(order(h), h) for h in subjects})
-        if pairs and pairs[0][0] <= self._last:
-            if pairs[0][0] == self._last:
-                pairs = pairs[1:]
-            if pairs and pairs[0][0] <= self._last:
+            batch = [h for _, h in pairs]
+            first, last = pairs[0][0], pairs[-1][0]
+        if first <= self._last:
+            if first == self._last and len(batch) > 1 and order(batch[1]) > self._last:
+                batch, first = batch[1:], order(batch[1])  # the previous batch's last subject, once more
+            elif first == self._last and len(batch) == 1:
+                return []
+            else:
                 raise SessionMisuseError(f"disclosure {self.disclosure_id}: subjects indexed out of release order")
-        if pairs:
-            self._last = pairs[-1][0]
-        return [h for _, h in pairs]
+        self._last = last
+        return batch
 
     def _commit(self, subjects: list[bytes]) -> None:
         self._released.extend(subjects)
