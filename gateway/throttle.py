@@ -91,6 +91,9 @@ class SlidingWindowCounter:
             del self._events[next(iter(self._events))]
 
 
+_MAX_GOOD = 10_000
+
+
 class AuthThrottle:
     """Failed API-key checks (API and dashboard sign-in) per client address and per key id."""
 
@@ -104,17 +107,37 @@ class AuthThrottle:
     ) -> None:
         self.by_address = SlidingWindowCounter(per_address, window_s, clock=clock)
         self.by_key_id = SlidingWindowCounter(per_key_id, window_s, clock=clock)
+        self._clock = clock
+        self._window_s = window_s
+        # key id -> when it last authenticated here: such a key is not refused for its address's failures (clients
+        # behind one proxy or NAT must not lock each other out); its own key-id counter still applies
+        self._good: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"AuthThrottle(address={self.by_address!r}, key_id={self.by_key_id!r})"
 
     def retry_after(self, address: str, key_id: str | None) -> int | None:
         """Whole seconds (at least 1) until an attempt from ``address`` naming ``key_id`` is allowed, or None."""
-        waits = [self.by_address.retry_after(address)]
+        waits = [] if self._recently_good(key_id) else [self.by_address.retry_after(address)]
         if key_id is not None:
             waits.append(self.by_key_id.retry_after(key_id))
         longest = max((w for w in waits if w is not None), default=None)
         return None if longest is None else max(1, math.ceil(longest))
+
+    def _recently_good(self, key_id: str | None) -> bool:
+        if key_id is None:
+            return False
+        at = self._good.get(key_id)
+        return at is not None and self._clock() - at < self._window_s
+
+    def succeeded(self, key_id: str | None) -> None:
+        """A key with this id authenticated: its address's failures no longer hold it back (for one window)."""
+        if key_id is None:
+            return
+        if len(self._good) >= _MAX_GOOD:  # bounded: forget the stalest
+            for stale in sorted(self._good, key=self._good.__getitem__)[: _MAX_GOOD // 10]:
+                del self._good[stale]
+        self._good[key_id] = self._clock()
 
     def failed(self, address: str, key_id: str | None) -> None:
         # Logged once when a limit is reached, by kind only: an address or a key id is not for the log.

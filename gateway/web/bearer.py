@@ -52,6 +52,8 @@ async def check_bearer(request: Request, found: Services, header: str) -> Princi
         throttle.failed(address, None)
         raise AuthError("the Authorization header must be 'Bearer <key>'")
     principal = await anyio.to_thread.run_sync(authenticator.authenticate, key)
+    if principal is not None:
+        throttle.succeeded(key_id)
     if principal is None:
         throttle.failed(address, key_id)
         raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")

@@ -73,3 +73,21 @@ def test_limits_must_make_sense() -> None:
         SlidingWindowCounter(0, 60.0)
     with pytest.raises(ValueError, match="positive"):
         SlidingWindowCounter(1, 0.0)
+
+
+def test_a_key_that_authenticated_is_not_held_back_by_its_address() -> None:
+    """Clients behind one proxy share an address: one client's bad keys must not lock out another's working key.
+    The key id's own counter still applies."""
+    now = [0.0]
+    throttle = AuthThrottle(per_address=2, per_key_id=2, window_s=60, clock=lambda: now[0])
+    throttle.succeeded("goodkeyid0000000")
+    for _ in range(2):
+        throttle.failed("10.0.0.1", None)
+    assert throttle.retry_after("10.0.0.1", None) is not None  # the guesser is held back
+    assert throttle.retry_after("10.0.0.1", "otherkeyid000000") is not None  # as is any key not seen working
+    assert throttle.retry_after("10.0.0.1", "goodkeyid0000000") is None  # the working client is not
+    for _ in range(2):
+        throttle.failed("10.0.0.2", "goodkeyid0000000")
+    assert throttle.retry_after("10.0.0.1", "goodkeyid0000000") is not None  # its own failures still count
+    now[0] = 61.0
+    assert throttle.retry_after("10.0.0.1", "goodkeyid0000000") is None

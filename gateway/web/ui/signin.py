@@ -165,6 +165,7 @@ async def sign_in(request: Request) -> Response:
             next_path=str(next_path or ""),
             error="That API key is not valid (unknown, revoked, or its principal is disabled).",
         )
+    throttle.succeeded(presented_key_id(api_key))
     if not principal.roles & DASHBOARD_ROLES:
         return _sign_in_page(request, status=403, error=REQUESTER_REFUSED, next_path=str(next_path or ""))
     now = context.now()
