@@ -13,7 +13,8 @@ map are in docs/agreements.md, section "ODRL export". Choices:
   the validity window (``odrl:dateTime``) and the limits (``odrl:count`` per ``odrl:timeInterval``).
 * The row scope refines the target (an ``odrl:AssetCollection`` over the dataset); each field rule that transforms
   a value is a duty ``odrl:anonymize`` on that field, refined by the method and its parameters; columns that never
-  leave are one ``odrl:prohibition`` of ``odrl:use``, and ``conflict: prohibit`` makes prohibitions win.
+  leave (dropped explicitly, or direct identifiers) are one ``odrl:prohibition`` of ``odrl:use``, and
+  ``conflict: prohibit`` makes prohibitions win.
 
 Pure: builds plain dicts. Terms of the W3C vocabulary used are listed in ``ODRL_TERMS`` (a test checks them against the
 vocabulary); project terms (``urn:dxg:odrl:``) in ``PROJECT_TERMS``.
@@ -28,6 +29,7 @@ from importlib import resources
 from typing import Any
 
 from .agreement import Agreement
+from .catalog import ColumnClass
 from .filters import Filter
 from .rules import Drop, Keep, Rule, describe_rule
 
@@ -324,15 +326,14 @@ def _measure_columns(agreement: Agreement) -> list[str]:
 def _permissions(agreement: Agreement) -> list[dict[str, Any]]:
     dataset = agreement.dataset.name
     released = agreement.released()
-    row_duties = [d for c, rule in released.items() if (d := _field_duty(dataset, c, rule)) is not None]
-    k_duty = _k_anonymity_duty(agreement)
-    conditions = _conditions(agreement)
     permissions = []
     for operation in sorted(agreement.operations):
-        permission: dict[str, Any] = {"action": _operation(operation), "constraint": conditions}
+        permission: dict[str, Any] = {"action": _operation(operation), "constraint": _conditions(agreement)}
         if operation in ("extract", "record"):
             permission["target"] = _target(agreement, list(released), scoped=True)
-            duties = [*row_duties, *([k_duty] if k_duty and operation == "extract" else [])]
+            duties = [d for c, rule in released.items() if (d := _field_duty(dataset, c, rule)) is not None]
+            k_duty = _k_anonymity_duty(agreement) if operation == "extract" else None
+            duties += [k_duty] if k_duty else []
         elif operation == "verify":
             permission["target"] = _target(agreement, sorted(agreement.verifiable), scoped=True)
             duties = []
@@ -348,11 +349,15 @@ def _permissions(agreement: Agreement) -> list[dict[str, Any]]:
 
 
 def _withheld(agreement: Agreement) -> list[str]:
-    """Columns of the dataset that no operation of the agreement releases or compares (default deny, made explicit)."""
+    """Columns the agreement drops explicitly, and direct identifiers no operation releases or compares: the
+    prohibition names these. Other unreleased columns stay unnamed (default deny holds for them all the same): the
+    export tells a party no more of the registry's schema than its agreement and the identifiers it must not get."""
     used = set(agreement.released()) | set(agreement.verifiable) | set(_measure_columns(agreement))
     if agreement.aggregate is not None:
         used |= set(agreement.aggregate.dimensions)
-    return [c for c in agreement.dataset.columns if c not in used]
+    dropped = {c for c, rule in agreement.fields.items() if isinstance(rule, Drop)}
+    identifiers = {c for c, col in agreement.dataset.columns.items() if col.cls is ColumnClass.DIRECT_IDENTIFIER}
+    return [c for c in agreement.dataset.columns if c not in used and (c in dropped or c in identifiers)]
 
 
 def to_odrl(agreement: Agreement, *, assigner: str = REGISTRY) -> dict[str, Any]:

@@ -220,6 +220,9 @@ def test_research_extract_maps_purpose_to_duo_window_scope_duties_and_prohibitio
     withheld = {str(t).rsplit(":", 1)[1] for t in g.objects(prohibition, ODRL2.target)}
     assert {"national_id", "name", "notes", "guardian_phone", "address"} <= withheld
     assert withheld.isdisjoint(agreement.released())
+    # the export names no more of the registry's schema than the agreement and the identifiers: a sensitive column
+    # the agreement never mentions (ethnicity) is withheld by default deny, unnamed
+    assert "ethnicity" not in json.dumps(to_odrl(agreement)) and "ethnicity" in catalog.datasets["children"].columns
     assert (node, URIRef(DXG + "legalBasis"), Literal(agreement.legal_basis)) in g
     assert (node, URIRef(DXG + "digest"), Literal(agreement.digest)) in g
 
