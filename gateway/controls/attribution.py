@@ -4,8 +4,8 @@ values each would release, tokens and keyed date shifts included), match them ag
 
 The registry's subject keys are held only while matching and turned into subject-index hashes; the result names
 disclosures, agreements, recipients, approvers and column positions, never an identifier or a cell of the file.
-Tokens are recomputed with the keys in force now: tokens released before a key rotation are not recognised
-(docs/design.md, attribution).
+Tokens are recomputed under every stored version of their key (a rotation changes every token); the keys of an
+agreement that ended were destroyed, so its tokens can no longer be recognised (docs/design.md, attribution).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from gateway.audit.log import DisclosureLog
 from gateway.audit.reader import LogReader
 from gateway.audit.subjects import LogKeys
 from gateway.connectors import Connector
-from gateway.keysource import AgreementKeySource
-from keys import KeyRing
+from gateway.keysource import agreement_owner, domain_owner
+from keys import KeyDestroyedError, KeyRing
 from policies import Agreement, DateShift, Keep, Redact, ReleasePlan, Tokenize
 from policies.catalog import ColumnClass, ColumnType, Dataset
 from policies.plan import OutputField
@@ -116,6 +116,36 @@ def _rows(connector: Connector, plan: ReleasePlan, batch_rows: int) -> Iterator[
         yield from batch
 
 
+class _PinnedKeys:
+    """An agreement's operator keys at one version of each owner (the latest version at most): tokens released
+    before a key rotation were made with an older version, and are recognised through it."""
+
+    def __init__(self, ring: KeyRing, agreement_id: str, step: int) -> None:
+        self._ring, self._agreement_id, self._step = ring, agreement_id, step
+
+    def _derive(self, domain: str | None, purpose: str) -> bytes:
+        owner = domain_owner(domain) if domain else agreement_owner(self._agreement_id)
+        stored = self._ring.versions(owner)
+        version = stored[min(self._step, len(stored)) - 1] if stored else None
+        return self._ring.derive(owner, purpose, version=version).reveal()
+
+    def tokenize_key(self, domain: str | None) -> bytes:
+        return self._derive(domain, "tokenize")
+
+    def date_shift_key(self, domain: str | None) -> bytes:
+        return self._derive(domain, "date-shift")
+
+
+def _key_steps(ring: KeyRing, agreement: Agreement, plan: ReleasePlan) -> int:
+    """How many key versions to try: the most versions any keyed owner of the plan has (1 without keyed rules)."""
+    owners = {
+        domain_owner(d) if (d := _domain(o)) else agreement_owner(agreement.id)
+        for o in plan.outputs
+        if isinstance(o.rule, Tokenize | DateShift)
+    }
+    return max([len(ring.versions(owner)) for owner in owners] + [1])
+
+
 def _match(
     table: LeakedTable,
     agreements: Mapping[str, Agreement],
@@ -123,6 +153,7 @@ def _match(
     ring: KeyRing,
     today: dt.date,
     batch_rows: int,
+    notes: list[str],
 ) -> LeakMatcher:
     matcher = LeakMatcher(table)
     datasets: dict[str, Dataset] = {}
@@ -134,18 +165,27 @@ def _match(
             continue
         datasets[agreement.dataset.name] = agreement.dataset
         subject = agreement.dataset.column(agreement.dataset.subject_key)
-        compiled = compile_fields(
-            plan.outputs,
-            AgreementKeySource(ring, agreement.id),
-            reference_date=today,
-            subject_format=subject.format if subject is not None else None,
-            projection_width=len(plan.projection),
-        )
         matcher.declare(agreement.id, [(o.name, o.rule.name, _strength(o), _domain(o)) for o in plan.outputs])
         names = [o.name for o in plan.outputs]
-        for batch in connector.stream(plan, batch_rows=batch_rows):
-            for raw, out in zip(batch, compiled.rows(batch), strict=True):
-                matcher.observe(agreement.id, raw[0], dict(zip(names, out, strict=True)))
+        try:
+            steps = _key_steps(ring, agreement, plan)
+            for step in range(1, steps + 1):
+                compiled = compile_fields(
+                    plan.outputs,
+                    _PinnedKeys(ring, agreement.id, step),
+                    reference_date=today,
+                    subject_format=subject.format if subject is not None else None,
+                    projection_width=len(plan.projection),
+                )
+                for batch in connector.stream(plan, batch_rows=batch_rows):
+                    for raw, out in zip(batch, compiled.rows(batch), strict=True):
+                        matcher.observe(agreement.id, raw[0], dict(zip(names, out, strict=True)))
+        except KeyDestroyedError:
+            # Crypto-shredded (the agreement ended): nobody, the gateway included, can recompute its tokens.
+            notes.append(
+                f"agreement {agreement.id}: its keys were destroyed when it ended; its tokens can no longer be "
+                "recognised"
+            )
     for dataset in datasets.values():
         plan = _raw_plan(dataset, today)
         names = list(plan.projection)
@@ -208,7 +248,8 @@ def attribute(
     batch_rows: int = 2000,
 ) -> Attribution:
     """Attribute the leaked ``table`` (read from the bytes ``data``, for its digest) to logged disclosures."""
-    matcher = _match(table, agreements, connector, keyring, today, batch_rows)
+    notes: list[str] = []
+    matcher = _match(table, agreements, connector, keyring, today, batch_rows, notes)
     keys = LogKeys.of(keyring)
     matches = [m for m in matcher.matches() if m.subjects]
     hashes = {m.agreement_id: keys.subjects(sorted(m.subjects, key=str)) for m in matches}
@@ -233,7 +274,7 @@ def attribute(
                 "explanation": _explain(match, candidates, unexplained),
             }
         )
-    findings = []
+    findings = list(notes)
     uncorroborated = [m for m in matcher.matches() if not m.subjects and m.uncorroborated]
     for m in uncorroborated:
         findings.append(
