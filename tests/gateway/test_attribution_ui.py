@@ -29,10 +29,12 @@ async def test_dashboard_lists_attributions_for_compliance_only(sqlite_env: Env,
         page = await client.get("/ui/attributions", headers=sqlite_env.auth("compliance"))
         overview = await client.get("/ui/", headers=sqlite_env.auth("compliance"))
         denied = await client.get("/ui/attributions", headers=sqlite_env.auth("admin"))
+        requester = await client.get("/ui/attributions", headers=sqlite_env.auth("research"))
     assert page.status_code == 200
     assert disclosure in page.text and "pku-education-lab" in page.text and "attributed" in page.text
     assert result.report["file"]["sha256"] in page.text
     assert "<script>alert" not in page.text and "&lt;script&gt;" in page.text
     assert 'href="/ui/attributions"' in overview.text  # in the navigation
     assert denied.status_code == 403 and disclosure not in denied.text
+    assert requester.status_code == 403 and disclosure not in requester.text  # the dashboard is not for parties
     assert_no_identifiers(page.text)
