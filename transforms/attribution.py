@@ -39,6 +39,7 @@ __all__ = [
     "CORROBORATING",
     "DISTINCTIVE",
     "KEYED",
+    "MIN_LOOKUP_CHARS",
     "AgreementMatch",
     "Candidate",
     "ColumnEvidence",
@@ -57,6 +58,8 @@ KEYED = "keyed"
 CLEAR = "clear"
 DISTINCTIVE = "distinctive"
 CORROBORATING = "corroborating"
+#: shortest cell looked up as a token or an identifier (tokens have 16 or more characters, registry ids 9 or more)
+MIN_LOOKUP_CHARS = 6
 
 
 def cell_text(value: Any) -> str | None:
@@ -184,7 +187,9 @@ class LeakMatcher:
         index: dict[str, list[tuple[int, int]]] = {}
         for r, row in enumerate(table.rows):
             for c, value in enumerate(row):
-                if value is not None:
+                # Only tokens and identifiers are looked up, and none is shorter: years, flags and codes, the bulk
+                # of a file, stay out of the index (corroboration reads the row itself).
+                if value is not None and len(value) >= MIN_LOOKUP_CHARS:
                     index.setdefault(value, []).append((r, c))
         self._index = index
         self._agreements: dict[str, _Agreement] = {}

@@ -195,9 +195,15 @@ def _verify(args: argparse.Namespace, path: Path, load_verifier: Callable[[Path]
 
 
 def run_attribute_command(args: argparse.Namespace, load_verifier: Callable[[Path], Any]) -> int:
+    from gateway.errors import GatewayError
+
     target = list(args.target)
     if target[0] == "verify" and len(target) == 2:
         return _verify(args, Path(target[1]), load_verifier)
     if len(target) != 1:
         raise ConfigError("usage: gateway attribute FILE | gateway attribute verify STATEMENT --public-key FILE")
-    return _attribute(args, Path(target[0]))
+    try:
+        return _attribute(args, Path(target[0]))
+    except GatewayError as exc:
+        # The log or the registry is down: no attribution without its log entry (details never carry values).
+        raise ConfigError(f"attribution not done: {exc.detail}") from exc

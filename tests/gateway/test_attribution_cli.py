@@ -97,3 +97,21 @@ def test_usage_errors(demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "cannot read" in capsys.readouterr().err
     assert main(["attribute", "verify", str(tmp_path / "s.json")]) == 2
     assert "--public-key" in capsys.readouterr().err
+
+
+def test_no_report_without_its_log_entry(
+    demo_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: when the event cannot be logged, nothing is printed but the error (exit 2)."""
+    import gateway.controls.attribution as attribution
+    from gateway.errors import AuditUnavailableError
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise AuditUnavailableError("the disclosure log is not writable")
+
+    monkeypatch.setattr(attribution, "record_attribution", down)
+    leak = tmp_path / "leak.ndjson"
+    leak.write_text('{"id": "x"}\n', encoding="utf-8")
+    assert main(["attribute", str(leak), "--data-dir", str(demo_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "attribution not done: the disclosure log is not writable" in captured.err

@@ -132,3 +132,23 @@ def test_ranking_full_part_and_unexplained() -> None:
     candidates, _ = rank_disclosures([b"s1", b"s2", b"s3"], released_by, "a")
     assert {c.disclosure.disclosure_id: c.role for c in candidates} == {"d2": "part", "d3": "part"}
     assert rank_disclosures([b"s1"], {b"s1": [other]}, "a") == ([], 1)
+
+
+@given(
+    st.lists(st.sampled_from(SUBJECTS), min_size=1, max_size=40, unique=True),
+    st.permutations(range(3)),
+    st.integers(min_value=0, max_value=2),
+)
+def test_any_subset_order_and_column_choice_keeps_the_subjects(chosen: list[str], order: list[int], drop: int) -> None:
+    """Whatever rows a leaker keeps, in whatever order, with columns permuted and one non-token column blanked,
+    the matched subjects are exactly those of the kept rows."""
+    names = ["child_id", "gender", "birth_date"]
+    rows = []
+    for s in chosen:
+        values = released(s)
+        row = [values[names[i]] for i in order]
+        if names[order[drop]] != "child_id":
+            row[drop] = None
+        rows.append(row)
+    (match,) = matcher_for(rows).matches()
+    assert match.subjects == frozenset(chosen)
