@@ -255,9 +255,15 @@ def attribute(
     hashes = {m.agreement_id: keys.subjects(sorted(m.subjects, key=str)) for m in matches}
     index = released_by(engine, {h for hs in hashes.values() for h in hs})
     groups = []
+    consistent: list[str] = []
     named: dict[str, Candidate] = {}
     for match in sorted(matches, key=lambda m: (-len(m.subjects), m.agreement_id)):
         candidates, unexplained = rank_disclosures(hashes[match.agreement_id], index, match.agreement_id)
+        if not match.keyed and not candidates:
+            # Identifiers in clear that this agreement would release but never did (several agreements keep the
+            # child id): not evidence of anything, unlike tokens of a key no disclosure used.
+            consistent.append(match.agreement_id)
+            continue
         for c in candidates:
             if c.role in ("full", "part"):
                 named[c.disclosure.disclosure_id] = c
@@ -316,6 +322,8 @@ def attribute(
         },
         "disclosures": sorted(named),
         "agreements": groups,
+        #: agreements whose clear identifiers the file's rows also fit, without any disclosure of them
+        "also_consistent_with": sorted(consistent),
         "direct_identifiers": identifiers,
         "findings": findings,
     }

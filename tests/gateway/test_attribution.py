@@ -200,6 +200,9 @@ async def test_filtered_to_one_region_clear_identifiers(sqlite_env: Env, tmp_pat
     # The file's national IDs are identifiers the named disclosure did release: no "joined" finding.
     (national,) = [d for d in result.report["direct_identifiers"] if d["identifier"] == "national_id"]
     assert national["released_by_named_disclosures"] == [disclosure] and result.report["findings"] == []
+    # The school-transfer agreement keeps child ids and names too, but released none of these children: no group.
+    assert [g["agreement"] for g in result.report["agreements"]] == ["finance-subsidy"]
+    assert result.report["also_consistent_with"] == ["school-transfer"]
 
 
 async def test_two_recipients_merged_names_both(sqlite_env: Env, tmp_path: Path) -> None:
