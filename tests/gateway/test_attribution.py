@@ -391,3 +391,40 @@ async def test_shredded_keys_are_reported_not_a_crash(sqlite_env: Env, tmp_path:
     result = run(sqlite_env, leak)
     assert result.report["verdict"] == "no disclosure"
     assert any("research-continuity: its keys were destroyed" in f for f in result.report["findings"])
+
+
+FOLLOWUP = """\
+id: research-followup
+version: 1
+title: Follow-up study in the same linkage domain
+parties: [pku-education-lab]
+purpose: research
+legal_basis: "Ethics approval PKU-IRB-2026-18"
+approved_by: li.ming@registry.example
+valid_from: 2026-01-01
+valid_until: 2027-12-31
+dataset: children
+fields:
+  child_id: {tokenize: {domain: pku-study}}
+  gender: keep
+disclosure_control:
+  k_anonymity: {k: 5, quasi_identifiers: [gender]}
+"""
+
+
+async def test_a_shared_linkage_domain_names_the_agreement_that_released(
+    sqlite_env: Env, catalog: Catalog, tmp_path: Path
+) -> None:
+    """Two agreements of one domain give identical tokens: the tokens name the domain, the subject index the
+    disclosure; the other agreement's match is reported with the domain, not silently merged."""
+    followup = parse_agreement(FOLLOWUP, catalog, "research-followup.yaml")
+    sqlite_env.services.agreements[followup.id] = followup  # type: ignore[index]
+    disclosure, text = await extract(sqlite_env, "research", "research-followup", {})
+    leak = tmp_path / "followup.ndjson"
+    leak.write_text(text, encoding="utf-8")
+    result = run(sqlite_env, leak)
+    assert result.disclosures == [disclosure]
+    other = group(result, "research-continuity")
+    assert other["candidates"] == [] and other["unexplained_subjects"] == other["subjects"] > 0
+    assert "same linkage domain" in other["explanation"]
+    assert {c["linkage_domain"] for c in other["columns"] if c["strength"] == "keyed"} == {"pku-study"}
