@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
+from gateway.cli.attribute import add_attribute_command, run_attribute_command
 from gateway.cli.odrl import EXPORT_COMMAND, add_export_command, run_export_command
 from gateway.errors import ConfigError
 from keys import KeysError
@@ -95,6 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument(
         "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
     )
+    add_attribute_command(sub, _deployment_args)
     return parser
 
 
@@ -390,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_log_verify(args)
         if args.command == "receipt":
             return _cmd_receipt_verify(args)
+        if args.command == "attribute":
+            return run_attribute_command(args, _load_verifier)
         return _COMMANDS[args.command](args)
     except (ConfigError, PolicyError, KeysError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
