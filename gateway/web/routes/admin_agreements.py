@@ -18,6 +18,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.agreements.actions import STATE_ACTIONS
 from gateway.agreements.lifecycle import (
     MAX_AGREEMENT_BYTES,
     AgreementInvalidError,
@@ -31,6 +32,7 @@ from gateway.auth import Principal
 from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
 from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
+from gateway.web.models.actions import PendingActionRequested
 from gateway.web.models.base import parse_body, ref
 from gateway.web.models.lifecycle import (
     AdminAgreementList,
@@ -55,6 +57,7 @@ from gateway.web.openapi.parts import (
     problem_responses,
 )
 from gateway.web.problems import problem_response
+from gateway.web.routes.actions import requested
 from gateway.web.routes.common import OVERSIGHT_ROLES, authenticate, read_json, request_id, require_role, services
 from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, PolicyError, Redact, ReleasePlan, describe_rule
@@ -221,7 +224,10 @@ async def accept_version_risk(request: Request) -> Response:
 
 @_with_problems
 async def set_agreement_state(request: Request) -> Response:
-    """POST /v1/admin/agreements/{id}/state — ``{"state": "suspended"|"revoked"|"active", "reason": "..."}`` (admin)."""
+    """POST /v1/admin/agreements/{id}/state — ``{"state": "suspended"|"revoked"|"active", "reason": "..."}`` (admin).
+
+    Suspending is done at once (it stops releases and can be undone). Revoking and resuming are requested (202) and
+    run once a second person confirms them (``POST /v1/admin/actions/{id}/confirm``)."""
     principal = await authenticate(request)
     require_role(principal, "admin")
     found = services(request)
@@ -234,6 +240,9 @@ async def set_agreement_state(request: Request) -> Response:
     )
     state, reason = body.state, body.reason  # which states and reasons are allowed is the lifecycle's (422)
     agreement_id = request.path_params["agreement_id"]
+    if state in STATE_ACTIONS:
+        # Revoking (keys destroyed) and resuming need a second person: this is the request, checked now (404/409).
+        return await requested(found, principal, STATE_ACTIONS[state], agreement_id, reason)
     changed = await anyio.to_thread.run_sync(
         lambda: lifecycle.set_state(agreement_id, state, by=principal, reason=reason)
     )
@@ -570,11 +579,15 @@ OPENAPI = {
     },
     "/v1/admin/agreements/{agreement_id}/state": {
         "post": {
-            "summary": "Suspend, resume or revoke an agreement (admin); revocation destroys its keys",
+            "summary": "Suspend (at once), resume or revoke an agreement (admin); revocation destroys its keys; "
+            "resuming and revoking are requested (202) and run once a second person confirms them",
             "parameters": [AGREEMENT_ID],
             "requestBody": json_body(StateChange),
             "responses": {
-                "200": json_response("The changed version", AgreementVersion),
+                "200": json_response("The changed version (suspended)", AgreementVersion),
+                "202": json_response(
+                    "Resume or revoke requested: it runs once a second person confirms it", PendingActionRequested
+                ),
                 **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
             },
         }
