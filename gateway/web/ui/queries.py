@@ -60,7 +60,7 @@ class DayCount:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: str  # egress | quota | volume | unfinished | aborted | failed | alert
+    kind: str  # egress | quota | volume | unfinished | aborted | failed | auth | alert
     severity: str  # high | warning
     at: dt.datetime | None
     agreement: str
@@ -248,6 +248,14 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
             "disclosures of this agreement"
         )
         return Alert("volume", "warning", created_at, agreement_id, text, disclosure_id)
+    if kind == "alert.auth_failures":
+        counter = "one client address" if body.get("counter") == "client-address" else "one API key id"
+        text = (
+            f"Failed authentications: {body.get('sources', '?')} source(s) reached the limit of "
+            f"{body.get('limit', '?')} failures in {body.get('window_s', '?')} s for {counter} "
+            "(throttled; someone may be guessing keys)"
+        )
+        return Alert("auth", "high", created_at, "-", text, None)
     rest = {k: v for k, v in body.items() if k not in ("type", "time", "index", "agreement", "disclosure_id")}
     return Alert(
         kind.removeprefix("alert."),
