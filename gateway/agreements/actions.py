@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,7 @@ from gateway.agreements.store import ACTIVE, REVOKED, StoredVersion
 from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
 from gateway.auth import Principal
-from gateway.db.tables import PendingActionRow
+from gateway.db.tables import LogEntryRow, PendingActionRow
 from gateway.errors import GatewayError, NotFoundError, ValidationError
 from policies.dual_control import (
     ACTIONS,
@@ -50,7 +51,9 @@ __all__ = ["STATE_ACTIONS", "DualControl", "DualControlRefusedError", "describe"
 STATE_ACTIONS = {REVOKED: "agreement.revoke", ACTIVE: "agreement.resume"}
 _ACTION_STATE = {action: state for state, action in STATE_ACTIONS.items()}
 _MAX_REASON = 500
+_ID = re.compile(r"[0-9a-f]{32}")
 _table = PendingActionRow.__table__  # type: ignore[attr-defined]
+_entries = LogEntryRow.__table__  # type: ignore[attr-defined]
 _log = get_logger("gateway.agreements.actions")
 
 
@@ -130,6 +133,8 @@ class DualControl:
 
     # -- reading ----------------------------------------------------------------------------------------------------
     def get(self, action_id: str) -> PendingAction:
+        if not _ID.fullmatch(action_id):  # ids are ours (32 hex digits): anything else names nothing
+            raise NotFoundError("there is no pending action with that id")
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(_table).where(_table.c.id == action_id)).first()
         if row is None:
@@ -248,11 +253,33 @@ class DualControl:
             done = executed(pending, self.now())
         except DualControlError as exc:
             raise DualControlRefusedError(exc) from exc
+        if not self._confirmed_in_log(action_id):
+            # The table is not the record: someone with database access could write a "confirmed" row. The signed
+            # log must hold the confirmation (an entry forged there too fails `gateway log verify`).
+            raise DualControlRefusedError(
+                DualControlError(
+                    f"action {action_id} is confirmed in the table but the disclosure log has no action.confirmed "
+                    "entry for it; nothing runs (check the database: run `gateway log verify`)",
+                    code="second-person-required",
+                    status=409,
+                )
+            )
         if not self._set(action_id, CONFIRMED, state=EXECUTED, executed_at=done.executed_at):
             raise DualControlRefusedError(
                 DualControlError(f"action {action_id} ran meanwhile", code="action-not-pending", status=409)
             )
         return done
+
+    def _confirmed_in_log(self, action_id: str) -> bool:
+        # Entries are canonical JSON (RFC 8785: no spaces), so the id appears exactly like this in the body.
+        needle = f'%"action_id":"{action_id}"%'
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(_entries)
+                .where(_entries.c.kind == "action.confirmed", _entries.c.body.like(needle))
+            ).scalar_one()
+        return int(found) > 0
 
     def unclaim(self, action_id: str) -> None:
         """The claimed action could not run: it may be run again."""

@@ -207,6 +207,21 @@ def test_rotate_the_master_key(demo: Path, capsys: pytest.CaptureFixture[str]) -
     action_id = out.split()[0]
     code, out = run(capsys, "keys", "rotate-master", "--action", action_id, *d)
     assert code == 1 and "second person" in out and load_master_key(demo / "master.key") == old  # unconfirmed
+    # Someone with database access marks a request confirmed: the log has no confirmation, so nothing runs.
+    engine = create_gateway_engine(f"sqlite:///{demo / 'gateway.db'}")
+    with engine.begin() as conn:
+        forged = "f" * 32
+        conn.execute(
+            sa.text(
+                "INSERT INTO pending_actions (id, action, requested_by, requested_at, expires_at, state, confirmed_by, "
+                "confirmed_at) SELECT :f, action, requested_by, requested_at, expires_at, 'confirmed', 'approver-li', "
+                "requested_at FROM pending_actions WHERE id = :a"
+            ),
+            {"f": forged, "a": action_id},
+        )
+    engine.dispose()
+    code, out = run(capsys, "keys", "rotate-master", "--action", forged, *d)
+    assert code == 1 and "no action.confirmed entry" in out and load_master_key(demo / "master.key") == old
     code, out = run_as(capsys, keys["approver-li"], "actions", "confirm", action_id, *d)
     assert code == 0 and "confirmed" in out and f"rotate-master --action {action_id}" in out
     code, out = run(capsys, "keys", "rotate-master", "--action", action_id, *d)
