@@ -215,3 +215,23 @@ async def test_a_confirmation_that_cannot_be_logged_changes_nothing(env: Env, mo
         assert state_of(env) == [(1, "active")]
         assert (await confirm_action(client, env, action_id, "admin2")).status_code == 200
     assert state_of(env) == [(1, "revoked")]
+
+
+async def test_two_confirmations_at_once_run_the_action_once(env: Env) -> None:
+    import anyio
+
+    use_store(env)
+    async with env.client() as client:
+        await activate(client, env, RESEARCH)
+        requested = await set_state(client, env, AGREEMENT, "revoked", confirm_by=None)
+        action_id = requested.json()["id"]
+        statuses: list[int] = []
+
+        async def confirm_as(who: str) -> None:
+            statuses.append((await confirm_action(client, env, action_id, who)).status_code)
+
+        async with anyio.create_task_group() as group:
+            for who in ("admin2", "approver", "approver2"):
+                group.start_soon(confirm_as, who)
+    assert sorted(statuses) == [200, 409, 409]
+    assert len(events(env, "action.confirmed")) == 1 and len(events(env, "keys.destroyed")) == 1
