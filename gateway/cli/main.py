@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli.actions import add_action_commands, run_action_command
 from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
 from gateway.cli.attribute import add_attribute_command, run_attribute_command
 from gateway.cli.odrl import EXPORT_COMMAND, add_export_command, run_export_command
@@ -97,6 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
     )
     add_attribute_command(sub, _deployment_args)
+    add_action_commands(sub, _deployment_args)
     return parser
 
 
@@ -394,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_receipt_verify(args)
         if args.command == "attribute":
             return run_attribute_command(args, _load_verifier)
+        if args.command == "actions":
+            return run_action_command(args)
         return _COMMANDS[args.command](args)
     except (ConfigError, PolicyError, KeysError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ __all__ = [
     "LogHeadRow",
     "LogNodeRow",
     "LogVerificationRow",
+    "PendingActionRow",
     "PrincipalRow",
     "PrivacyBudgetRow",
     "ReidentificationApprovalRow",
@@ -257,3 +258,22 @@ class LogVerificationRow(SQLModel, table=True):
     checkpoints: int
     seconds: float
     summary: str = Field(max_length=1000)  # VerifyReport.summary(): names entries and checkpoints, never data
+
+
+# Dual control: actions requested by one principal and confirmed by a second (policies/dual_control.py).
+class PendingActionRow(SQLModel, table=True):
+    """One request of an action under dual control, its confirmation and its execution. The state moves only
+    forward (pending -> confirmed -> executed) by conditional updates, so a confirmation is counted once."""
+
+    __tablename__ = "pending_actions"
+    id: str = Field(primary_key=True, max_length=64)
+    action: str = Field(max_length=64)
+    target: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    requested_by: str = Field(max_length=64)
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+    state: str = Field(index=True, max_length=16)
+    confirmed_by: str | None = Field(default=None, max_length=64)
+    confirmed_at: dt.datetime | None = None
+    executed_at: dt.datetime | None = None

@@ -24,6 +24,7 @@ from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
+from gateway.web.routes.actions import confirm_action, list_actions, request_action
 from gateway.web.routes.admin_agreements import (
     accept_version_risk,
     agreement_version,
@@ -241,6 +242,9 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/log/checkpoint", checkpoint, methods=["GET"]),
         Route("/v1/log/proof/consistency", consistency, methods=["GET"]),
         Route("/v1/log/public-key", public_key, methods=["GET"]),
+        Route("/v1/admin/actions", list_actions, methods=["GET"]),
+        Route("/v1/admin/actions", request_action, methods=["POST"]),
+        Route("/v1/admin/actions/{action_id}/confirm", confirm_action, methods=["POST"]),
         Mount("/ui", app=create_ui_app(services)),  # compliance dashboard (HTML; gateway/web/ui)
     ]
     app = Starlette(

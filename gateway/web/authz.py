@@ -28,6 +28,10 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     # the dashboard itself, and its agreements page (what the agreements release, not data)
     "dashboard.enter": frozenset({"compliance", "admin"}),
     "agreements.oversee": _OVERSIGHT,
+    # dual control (policies/dual_control.py decides per action who may request and who may confirm it)
+    "actions.request": frozenset({"admin"}),
+    "actions.confirm": frozenset({"admin", "approver"}),
+    "actions.read": _OVERSIGHT,
 }
 
 

@@ -129,6 +129,15 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
     "reid-approve-missing": Endpoint("POST", "/v1/admin/reidentifications/{missing}/approve", "research"),
     "agreement-suspended": Endpoint("GET", "/v1/agreements/school-transfer", "school"),
     "agreement-revoked": Endpoint("GET", "/v1/agreements/finance-subsidy", "finance"),
+    # Dual control: requests are recorded (202) and run only when a second person confirms them.
+    "admin-state-revoke": Endpoint(
+        "POST", "/v1/admin/agreements/research-continuity/state", "research", {"state": "revoked", "reason": "t"}
+    ),
+    "actions-request": Endpoint(
+        "POST", "/v1/admin/actions", "research", {"action": "agreement.revoke", "agreement_id": "research-continuity"}
+    ),
+    "actions-list": Endpoint("GET", "/v1/admin/actions", "research"),
+    "actions-confirm-missing": Endpoint("POST", "/v1/admin/actions/" + "0" * 32 + "/confirm", "research"),
 }
 
 # -- the table ------------------------------------------------------------------------------------------------------
@@ -203,6 +212,10 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("agreement-missing",  NF,      NF,       NF,         NF,     NF,       UA),
     ("agreement-suspended", "403:agreement-suspended", NF, NF, NF, NF,      UA),
     ("agreement-revoked",  "403:agreement-revoked", NF, NF, NF, NF,         UA),
+    ("admin-state-revoke", RR,      RR,       RR,         202,    RR,       UA),
+    ("actions-request",    RR,      RR,       RR,         202,    RR,       UA),
+    ("actions-list",       RR,      RR,       200,        200,    200,      UA),
+    ("actions-confirm-missing", RR, RR,       RR,         NF,     NF,       UA),
 ]  # fmt: skip
 
 #: cells whose actual behaviour is wrong: (endpoint, caller) -> reason. Empty when the gateway behaves.

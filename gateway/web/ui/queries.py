@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gateway.controls.quotas import EXEMPT_OPERATIONS
+from gateway.controls.quotas import EXEMPT_OPERATIONS, ROWS_EXEMPT_OPERATIONS
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow
 from gateway.web.ui.tables import LogVerificationRow, ensure_tables
 from policies import Agreement
@@ -60,7 +60,7 @@ class DayCount:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: str  # egress | quota | volume | unfinished | aborted | failed | alert
+    kind: str  # egress | quota | volume | unfinished | aborted | failed | auth | alert
     severity: str  # high | warning
     at: dt.datetime | None
     agreement: str
@@ -117,16 +117,18 @@ def agreement_usage(engine: Engine, now: dt.datetime) -> dict[str, Usage]:
     """Requests and rows since midnight UTC, and requests in the last minute, per agreement."""
     midnight = dt.datetime.combine(now.date(), dt.time(), tzinfo=dt.UTC)
     minute_ago = now - dt.timedelta(minutes=1)
-    recent = sa.case((_disclosures.c.started_at >= minute_ago, 1), else_=0)
+    use = _disclosures.c.operation.not_in(EXEMPT_OPERATIONS)
+    recent = sa.case((sa.and_(use, _disclosures.c.started_at >= minute_ago), 1), else_=0)
     stmt = (
         sa.select(
             _disclosures.c.agreement_id,
-            sa.func.count().label("requests"),
+            sa.func.coalesce(sa.func.sum(sa.case((use, 1), else_=0)), 0).label("requests"),
             sa.func.coalesce(sa.func.sum(_disclosures.c.rows), 0).label("rows"),
             sa.func.coalesce(sa.func.sum(recent), 0).label("last_minute"),
         )
-        # Counted as the quota check counts (gateway.controls.quotas): previews and re-identifications are not uses.
-        .where(_disclosures.c.started_at >= midnight, _disclosures.c.operation.not_in(EXEMPT_OPERATIONS))
+        # Counted as the quota check counts (gateway.controls.quotas): re-identifications are not uses; previews
+        # count their (real) rows, not as requests.
+        .where(_disclosures.c.started_at >= midnight, _disclosures.c.operation.not_in(ROWS_EXEMPT_OPERATIONS))
         .group_by(_disclosures.c.agreement_id)
     )
     with engine.connect() as conn:
@@ -246,6 +248,14 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
             "disclosures of this agreement"
         )
         return Alert("volume", "warning", created_at, agreement_id, text, disclosure_id)
+    if kind == "alert.auth_failures":
+        counter = "one client address" if body.get("counter") == "client-address" else "one API key id"
+        text = (
+            f"Failed authentications: {body.get('sources', '?')} source(s) reached the limit of "
+            f"{body.get('limit', '?')} failures in {body.get('window_s', '?')} s for {counter} "
+            "(throttled; someone may be guessing keys)"
+        )
+        return Alert("auth", "high", created_at, "-", text, None)
     rest = {k: v for k, v in body.items() if k not in ("type", "time", "index", "agreement", "disclosure_id")}
     return Alert(
         kind.removeprefix("alert."),
