@@ -33,7 +33,7 @@ __all__ = [
     "StateChange",
 ]
 
-VersionState = Literal["draft", "approved", "active", "suspended", "revoked", "expired", "superseded"]
+VersionState = Literal["draft", "approved", "active", "suspended", "revoked", "expired", "superseded", "rejected"]
 
 
 class _VersionFields(ClosedResponse):
