@@ -67,6 +67,8 @@ async def test_approver_reviews_the_diff_lint_and_risk_and_approves(env: Env, re
         page = await client.get(V2)
         assert page.status_code == 200, page.text
         html = page.text
+        # Links and forms under the dashboard's mount path (a context key once shadowed it on this page).
+        assert 'href="/ui/static/ui.css"' in html and f'action="{V2}/approve"' in html
         # The diff against version 1 (the approved one), line by line, escaped.
         assert "Changes against version 1 (active, approved by approver-li)" in html
         assert '<span class="diff-del">-valid_until: 2027-12-31</span>' in html

@@ -169,7 +169,7 @@ def _review(services: Services, agreement_id: str, number: int) -> dict[str, Any
     data: dict[str, Any] = {
         "version": target,
         "versions": versions,
-        "base": base,
+        "base_version": base,  # not "base": that is the dashboard's mount path in every template
         "diff": diff_lines(diff),
         "summary": summary,
         "text_lines": target.text.splitlines(),
