@@ -137,6 +137,25 @@ async def test_a_rejection_needs_a_reason_is_logged_and_final(env: Env) -> None:
     assert rejected[0]["reason"] == "birth dates too fine for this purpose"
 
 
+async def test_the_api_rejects_under_the_same_rules(env: Env) -> None:
+    use_store(env)
+    url = "/v1/admin/agreements/research-continuity/versions/1/reject"
+    async with env.client() as api:
+        assert (await apply(api, env, RESEARCH, who="admin2")).status_code == 201
+        own = await api.post(url, headers=env.auth("admin2"), json={"reason": "mine"})
+        admin = await api.post(url, headers=env.auth("admin"), json={"reason": "no"})
+        blank = await api.post(url, headers=env.auth("approver"), json={"reason": "   "})
+        missing = await api.post(url, headers=env.auth("approver"), json={})
+        assert state_of(env, 1) == "draft"
+        done = await api.post(url, headers=env.auth("approver"), json={"reason": "too fine"})
+        again = await api.post(url, headers=env.auth("approver2"), json={"reason": "again"})
+    assert own.status_code == 403 and own.json()["type"].endswith("/four-eyes")
+    assert admin.status_code == 403 and admin.json()["type"].endswith("/role-required")
+    assert blank.status_code == 422 and missing.status_code == 400
+    assert done.status_code == 200 and done.json()["state"] == "rejected" and done.json()["state_reason"] == "too fine"
+    assert again.status_code == 409 and again.json()["type"].endswith("/not-a-draft")
+
+
 async def test_lint_errors_block_approval_in_the_browser(env: Env) -> None:
     use_store(env)
     bad = RESEARCH.replace("national_id:     drop", "national_id:     keep")

@@ -136,6 +136,9 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
     "admin-state": Endpoint(
         "POST", "/v1/admin/agreements/research-continuity/state", "research", {"state": "suspended", "reason": "t"}
     ),
+    "admin-reject": Endpoint(
+        "POST", "/v1/admin/agreements/research-continuity/versions/1/reject", "research", {"reason": "t"}
+    ),
     "admin-preview": Endpoint("GET", "/v1/admin/agreements/research-continuity/versions/1/preview", "research"),
     "reid-request": Endpoint("POST", "/v1/agreements/research-continuity/reidentify", "research", REID),
     "reid-list": Endpoint("GET", "/v1/admin/reidentifications", "research"),
@@ -213,6 +216,8 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("admin-approve",      RR,      RR,       RR,         RR,     200,      UA),
     # Only approvers accept a risk; research-continuity v1 is active, so there is nothing left to accept.
     ("admin-accept-risk",  RR,      RR,       RR,         RR,     "409:not-a-draft", UA),
+    # Only approvers reject, and only a draft (research-continuity v1 is active).
+    ("admin-reject",       RR,      RR,       RR,         RR,     "409:not-a-draft", UA),
     ("admin-state",        RR,      RR,       RR,         200,    RR,       UA),
     ("admin-preview",      RR,      RR,       RR,         200,    200,      UA),
     ("reid-request",       "403:reidentification-not-allowed", NP, NP, NP, NP, UA),
