@@ -20,7 +20,7 @@ from gateway.errors import AuditUnavailableError
 from tests.gateway.harness import Env
 from tests.gateway.lifecycle_support import RESEARCH, activate, apply, approve, events, use_store
 from tests.gateway.test_risk_acceptance import RISKY, registry_values
-from tests.gateway.test_ui import SAME_ORIGIN, add_disclosure, csrf, rows, sign_in, signed_in
+from tests.gateway.test_ui import SAME_ORIGIN, add_disclosure, csrf, log_of, rows, sign_in, signed_in
 
 pytestmark = pytest.mark.anyio
 
@@ -308,6 +308,10 @@ async def test_compliance_acknowledges_an_alert_with_a_note_that_is_logged(env: 
         assert done.status_code == 303
         after = (await client.get("/ui/")).text
         twice = await post_form(client, "/ui/alerts/acknowledge", after, alert_key=key, note="again")
+        # The log with the acknowledgement in it still verifies end to end (entries, tree, checkpoints).
+        log_of(env).checkpoint()
+        assert (await post_form(client, "/ui/log/verify", after)).status_code == 303
+    assert [bool(r[0]) for r in rows(env, "SELECT ok FROM log_verifications")] == [True]
     assert twice.status_code == 409
     row = re.search(rf'<tr class="alert-acked" data-alert-key="{re.escape(key)}">(.*?)</tr>', after, re.S)
     assert row is not None, "the alert is not shown as acknowledged"
