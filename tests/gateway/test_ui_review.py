@@ -344,3 +344,25 @@ async def test_an_acknowledgement_whose_log_entry_fails_is_undone(env: Env, monk
         )
     assert response.status_code == 503 and "disclosure log cannot be written" in response.text
     assert rows(env, "SELECT * FROM alert_acknowledgements") == []
+
+
+async def test_made_up_versions_and_agreements_are_404_pages(env: Env) -> None:
+    use_store(env)
+    async with env.client() as api:
+        await activate(api, env, RESEARCH)
+    async with signed_in(env, "approver") as client:
+        token = csrf((await client.get(V1)).text)
+        for path in (
+            "/ui/agreements/research-continuity/versions/2",
+            "/ui/agreements/research-continuity/versions/\u00b2",  # "²".isdigit() is True, int("²") fails
+            "/ui/agreements/research-continuity/versions/12345678",
+            "/ui/agreements/no-such-agreement/versions/1",
+            "/ui/agreements/" + "a" * 65 + "/versions/1",
+            "/ui/agreements/no-such-agreement/risk",
+        ):
+            page = await client.get(path)
+            assert page.status_code == 404 and page.headers["content-type"].startswith("text/html"), path
+        for path in ("/ui/agreements/research-continuity/versions/2/approve", "/ui/agreements/nope/versions/1/reject"):
+            decided = await client.post(path, data={"csrf_token": token, "reason": "x"}, headers=SAME_ORIGIN)
+            assert decided.status_code == 404, path
+    assert state_of(env, 1) == "active"
