@@ -11,6 +11,7 @@ __all__ = [
     "AuthError",
     "AuthThrottledError",
     "ConfigError",
+    "ConflictError",
     "EgressBlockedError",
     "ForbiddenError",
     "GatewayError",
@@ -160,6 +161,20 @@ class EgressBlockedError(GatewayError):
     status = 409
     code = "egress-blocked"
     title = "An identifier was found in the data to be released"
+
+
+class ConflictError(GatewayError):
+    """409: the request conflicts with the current state (an alert already acknowledged, an identifier that names
+    more than one child)."""
+
+    status = 409
+    code = "conflict"
+    title = "The request conflicts with the current state"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        if code is not None:
+            self.code = code
 
 
 class ConfigError(Exception):

@@ -12,6 +12,8 @@ Rules (docs/agreements.md, "Lifecycle"):
   the figures into its log entry; above the catalog's threshold (outside-use record releases) it is refused unless
   two distinct approvers, neither the author, recorded a risk acceptance with a reason (``accept_risk``). The
   acceptance goes into the approval's log entry and into the write-ahead entry of every disclosure under the version.
+* ``reject`` (role approver, not the author, with a reason) ends a draft as ``rejected``: the version stays on
+  record, can never be approved, and the author applies a newer version instead.
 * ``suspend`` (role admin) stops an agreement without touching its keys; ``resume`` restarts it, requested by an
   admin and confirmed by an approver (dual control, :mod:`policies.dual_control`).
 * ``revoke`` (requested by an admin, confirmed by a second admin or an approver) and expiry (``valid_until``
@@ -39,6 +41,7 @@ from gateway.agreements.store import (
     APPROVED,
     DRAFT,
     EXPIRED,
+    REJECTED,
     REVOKED,
     RISK_ACCEPTANCES_NEEDED,
     SUPERSEDED,
@@ -510,6 +513,27 @@ class AgreementLifecycle:
         previous = [v for v in versions if v.state == ACTIVE]
         active = self._change(approved, ACTIVE, by=approver.name, also=[(v, SUPERSEDED) for v in previous])
         return ApprovalResult(active, assessment, accepted)
+
+    def reject(self, agreement_id: str, version: int, *, approver: Principal, reason: str | None) -> StoredVersion:
+        """Refuse a draft (approver, not its author; a reason is required and goes into the log entry)."""
+        reason = _check_reason(reason)
+        if reason is None:
+            raise AgreementInvalidError("a rejection needs a reason (it goes into the disclosure log)", [])
+        if not approver.has("approver"):
+            raise ForbiddenError("rejecting an agreement needs the role approver", code="role-required")
+        target = self._version(agreement_id, version)
+        if target.state != DRAFT:
+            raise LifecycleConflictError(
+                f"version {version} of {agreement_id!r} is {target.state}; only a draft can be rejected",
+                code="not-a-draft",
+            )
+        if approver.name == target.author:
+            # Rejecting one's own draft is harmless, but the rule stays the same as approval: another person decides.
+            raise ForbiddenError(
+                f"you applied version {version} of {agreement_id!r}; another approver must review it (four eyes)",
+                code="four-eyes",
+            )
+        return self._change(target, REJECTED, by=approver.name, reason=reason)
 
     def set_state(
         self,

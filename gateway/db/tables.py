@@ -15,6 +15,7 @@ __all__ = [
     "MAX_REASON",
     "AgreementRiskAcceptanceRow",
     "AgreementVersionRow",
+    "AlertAcknowledgementRow",
     "ApiKeyRow",
     "CheckpointRow",
     "DisclosureRow",
@@ -277,3 +278,16 @@ class PendingActionRow(SQLModel, table=True):
     confirmed_by: str | None = Field(default=None, max_length=64)
     confirmed_at: dt.datetime | None = None
     executed_at: dt.datetime | None = None
+
+
+class AlertAcknowledgementRow(SQLModel, table=True):
+    """A compliance officer's acknowledgement of a dashboard alert, with a note (also written to the disclosure log).
+    The key names the alert (``disclosure:<id>:<kind>``, ``entry:<seq>``, ``quota:<agreement>:<kind>:<day>``), never
+    personal data; the primary key makes "acknowledged once" a database fact."""
+
+    __tablename__ = "alert_acknowledgements"
+    alert_key: str = Field(primary_key=True, max_length=200)
+    acknowledged_by: str = Field(max_length=64)
+    acknowledged_at: dt.datetime = Field(default_factory=utcnow)
+    note: str = Field(max_length=500)
+    log_index: int = Field(sa_type=sa.BigInteger)  # the log entry that records the acknowledgement

@@ -33,6 +33,7 @@ from gateway.web.routes.admin_agreements import (
     approve_version,
     list_admin_agreements,
     preview_version,
+    reject_version,
     set_agreement_state,
 )
 from gateway.web.routes.aggregate import aggregate
@@ -231,6 +232,7 @@ def create_app(services: Services) -> Starlette:
             methods=["POST"],
         ),
         Route("/v1/admin/agreements/{agreement_id}/versions/{version}/preview", preview_version, methods=["GET"]),
+        Route("/v1/admin/agreements/{agreement_id}/versions/{version}/reject", reject_version, methods=["POST"]),
         Route("/v1/admin/reidentifications", list_reidentifications, methods=["GET"]),
         Route("/v1/admin/reidentifications/{request_id}/approve", approve_reidentification, methods=["POST"]),
         Route("/v1/disclosures", list_disclosures, methods=["GET"]),

@@ -45,6 +45,7 @@ from gateway.web.models.lifecycle import (
     ApplyRequest,
     ApprovedVersion,
     Preview,
+    RejectionRequest,
     RiskAcceptanceRequest,
     RiskAcceptances,
     StateChange,
@@ -83,6 +84,7 @@ __all__ = [
     "lifecycle_of",
     "list_admin_agreements",
     "preview_version",
+    "reject_version",
     "set_agreement_state",
 ]
 
@@ -222,6 +224,28 @@ async def accept_version_risk(request: Request) -> Response:
         },
         status_code=201,
     )
+
+
+@_with_problems
+async def reject_version(request: Request) -> Response:
+    """POST /v1/admin/agreements/{id}/versions/{v}/reject — ``{"reason": "..."}``: refuse a draft (approver, not the
+    author); the version becomes ``rejected`` for good. The dashboard's review page makes the same call."""
+    principal = await authenticate(request)
+    require_role(principal, "approver")
+    found = services(request)
+    lifecycle = lifecycle_of(found)
+    body = parse_body(
+        RejectionRequest,
+        await read_json(request, found.max_body_bytes),
+        hint='the body is {"reason": "why this version is refused (logged; no personal data)"}',
+        error=MalformedRequestError,
+    )
+    agreement_id, version = request.path_params["agreement_id"], _version_param(request)
+    reason = body.reason
+    rejected = await anyio.to_thread.run_sync(
+        lambda: lifecycle.reject(agreement_id, version, approver=principal, reason=reason)
+    )
+    return JSONResponse(_summary(rejected))
 
 
 @_with_problems
@@ -599,6 +623,18 @@ OPENAPI = {
             "requestBody": json_body(RiskAcceptanceRequest),
             "responses": {
                 "201": json_response("The acceptances so far", RiskAcceptances),
+                **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
+            },
+        }
+    },
+    "/v1/admin/agreements/{agreement_id}/versions/{version}/reject": {
+        "post": {
+            "summary": "Reject a draft (approver other than its author; the reason is logged); it becomes rejected "
+            "and can never be approved",
+            "parameters": [AGREEMENT_ID, _VERSION],
+            "requestBody": json_body(RejectionRequest),
+            "responses": {
+                "200": json_response("The rejected version", AgreementVersion),
                 **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
             },
         }

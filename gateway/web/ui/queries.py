@@ -66,6 +66,8 @@ class Alert:
     agreement: str
     text: str
     disclosure_id: str | None = None
+    #: names the alert for an acknowledgement (gateway.web.ui.alerts): ids and kinds only, never data
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ def _details_alerts(row: Any) -> Iterable[Alert]:
             row.agreement_id,
             f"{label}: {text}",
             row.id,
+            f"disclosure:{row.id}:{kind}",
         )
 
 
@@ -218,6 +221,7 @@ def disclosure_alerts(engine: Engine, now: dt.datetime, since: dt.datetime) -> l
                         row.agreement_id,
                         "Started but never finished: the gateway stopped during this release; what was sent is unknown",
                         row.id,
+                        f"disclosure:{row.id}:unfinished",
                     )
                 )
             elif row.status in ("aborted", "failed"):
@@ -231,12 +235,13 @@ def disclosure_alerts(engine: Engine, now: dt.datetime, since: dt.datetime) -> l
                         row.agreement_id,
                         f"Release {row.status}{reason}{sent}",
                         row.id,
+                        f"disclosure:{row.id}:{row.status}",
                     )
                 )
     return alerts
 
 
-def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) -> Alert:
+def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any], seq: int = 0) -> Alert:
     agreement = body.get("agreement")
     agreement_id = str(agreement.get("id", "?")) if isinstance(agreement, Mapping) else "?"
     disclosure = body.get("disclosure_id")
@@ -247,7 +252,7 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
             f"of {body.get('median_rows', '?')} over the last {body.get('baseline_disclosures', '?')} "
             "disclosures of this agreement"
         )
-        return Alert("volume", "warning", created_at, agreement_id, text, disclosure_id)
+        return Alert("volume", "warning", created_at, agreement_id, text, disclosure_id, f"entry:{seq}")
     if kind == "alert.auth_failures":
         counter = "one client address" if body.get("counter") == "client-address" else "one API key id"
         text = (
@@ -255,7 +260,7 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
             f"{body.get('limit', '?')} failures in {body.get('window_s', '?')} s for {counter} "
             "(throttled; someone may be guessing keys)"
         )
-        return Alert("auth", "high", created_at, "-", text, None)
+        return Alert("auth", "high", created_at, "-", text, None, f"entry:{seq}")
     rest = {k: v for k, v in body.items() if k not in ("type", "time", "index", "agreement", "disclosure_id")}
     return Alert(
         kind.removeprefix("alert."),
@@ -264,13 +269,14 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
         agreement_id,
         f"Alert {kind}: {_summarize(rest)}",
         disclosure_id,
+        f"entry:{seq}",
     )
 
 
 def event_alerts(engine: Engine, since: dt.datetime) -> list[Alert]:
     """Alerts the gateway appended to the log as their own entries (``alert.*``, e.g. ``alert.volume``)."""
     stmt = (
-        sa.select(_entries.c.kind, _entries.c.created_at, _entries.c.body)
+        sa.select(_entries.c.seq, _entries.c.kind, _entries.c.created_at, _entries.c.body)
         .where(_entries.c.kind.like("alert.%"), _entries.c.created_at >= since)
         .order_by(_entries.c.seq.desc())
         .limit(_MAX_ALERTS)
@@ -283,7 +289,7 @@ def event_alerts(engine: Engine, since: dt.datetime) -> list[Alert]:
             except ValueError:
                 continue
             if isinstance(body, Mapping):
-                alerts.append(_event_alert(row.kind, row.created_at, body))
+                alerts.append(_event_alert(row.kind, row.created_at, body, row.seq))
     return alerts
 
 
@@ -303,6 +309,7 @@ def quota_alerts(agreements: Iterable[Agreement], usage: Mapping[str, Usage], no
                     agreement.id,
                     f"{used.rows_today:,} of {rows_limit:,} rows allowed today "
                     f"({100 * used.rows_today / rows_limit:.0f}%)",
+                    key=f"quota:{agreement.id}:rows:{now.date().isoformat()}",
                 )
             )
         rate_limit = agreement.limits.requests_per_minute
@@ -314,6 +321,7 @@ def quota_alerts(agreements: Iterable[Agreement], usage: Mapping[str, Usage], no
                     now,
                     agreement.id,
                     f"{used.requests_last_minute} requests in the last minute; the limit is {rate_limit} per minute",
+                    key=f"quota:{agreement.id}:rate:{now.date().isoformat()}",
                 )
             )
     return alerts
