@@ -82,6 +82,8 @@ from tlog.proofs import (
     verify_inclusion,
 )
 from tlog.witness import (
+    MAX_PROOF_LINES,
+    MAX_REQUEST_BYTES,
     AddCheckpoint,
     WitnessedHead,
     check_add_checkpoint,
@@ -94,9 +96,11 @@ from tlog.witness import (
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    # cosignatures and witnesses
+    "MAX_PROOF_LINES",
+    "MAX_REQUEST_BYTES",
     "MAX_SAFE_INTEGER",
     "MAX_SIGNATURES",
-    # cosignatures and witnesses
     "SIGNATURE_TYPE_COSIGNATURE_V1",
     "SIGNATURE_TYPE_ED25519",
     "AddCheckpoint",
