@@ -16,6 +16,7 @@ __all__ = [
     "AgreementRiskAcceptanceRow",
     "AgreementVersionRow",
     "ApiKeyRow",
+    "CheckpointCosignatureRow",
     "CheckpointRow",
     "DisclosureRow",
     "KeyTombstoneRow",
@@ -257,3 +258,14 @@ class LogVerificationRow(SQLModel, table=True):
     checkpoints: int
     seconds: float
     summary: str = Field(max_length=1000)  # VerifyReport.summary(): names entries and checkpoints, never data
+
+
+class CheckpointCosignatureRow(SQLModel, table=True):
+    """A witness's cosignature (C2SP tlog-cosignature line) of a signed checkpoint, verified when it was received."""
+
+    __tablename__ = "checkpoint_cosignatures"
+    size: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    witness: str = Field(primary_key=True, max_length=200)
+    line: str = Field(max_length=400)  # "— <name> base64(key ID || timestamp || signature)\n"
+    cosigned_at: int = Field(sa_type=sa.BigInteger)  # the cosignature's own timestamp (POSIX seconds)
+    received_at: dt.datetime = Field(default_factory=utcnow)

@@ -91,6 +91,8 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     "checkpoint": Endpoint("GET", "/v1/log/checkpoint", "research"),
     "consistency": Endpoint("GET", "/v1/log/proof/consistency?first=1&second=1", "research"),
     "public-key": Endpoint("GET", "/v1/log/public-key", "research"),
+    "vkey": Endpoint("GET", "/v1/log/vkey", "research"),
+    "witnesses": Endpoint("GET", "/v1/log/witnesses", "research"),
     "ui": Endpoint("GET", "/ui/", "research"),
 }
 
@@ -166,6 +168,9 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("checkpoint",         200,     200,      200,        200,    200,      UA),
     ("consistency",        200,     200,      200,        200,    200,      UA),
     ("public-key",         200,     200,      200,        200,    200,      200),  # public by design
+    ("vkey",               200,     200,      200,        200,    200,      200),  # public by design
+    # Any authenticated caller; the harness gateway has no witnesses configured.
+    ("witnesses",          NF,      NF,       NF,         NF,     NF,       UA),
     # Dashboard: compliance or admin only; a browser without a session is sent to sign in.
     ("ui",                 DASH,    DASH,     200,        200,    DASH,     303),
     # -- lifecycle (database-backed agreements) --
