@@ -420,3 +420,64 @@ def test_witnesses_down_do_not_block_disclosures_and_receipts_carry_cosignatures
     assert check(late)[0] == 0
     code, out = check(late, *vkeys, "--quorum", "1")
     assert code == 1 and "not witnessed" in out
+
+
+def test_collector_retries_from_the_size_the_witness_names(deployment: tuple[Path, list[WitnessProcess]]) -> None:
+    """A process that does not know the witnesses' sizes (here: its stored cosignatures are gone) submits from 0,
+    gets 409 with the size, and catches up with a proof from there: cosigned, no alarm."""
+    directory, _ = deployment
+    services = build_services(settings_for(directory, None))
+    try:
+        _disclose(services, 0, 3)
+        _wait(lambda: _witnessed(services), "witnessing")
+        first = reader(services).latest_checkpoint()[0]  # type: ignore[index]
+    finally:
+        services.close()
+    conn = sqlite3.connect(directory / "gateway.db")
+    with conn:
+        conn.execute("DELETE FROM checkpoint_cosignatures")
+    conn.close()
+    services = build_services(settings_for(directory, None))
+    try:
+        _disclose(services, 3, 3)
+        _wait(lambda: _witnessed(services), "witnessing after the 409")
+        status = services.witnessing.status()  # type: ignore[union-attr]
+        assert status["witnessed_size"] > first
+        assert {w["state"] for w in status["witnesses"].values()} == {"ok"}
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"witnesses": {"name": "x"}}, "witnesses: expected a list"),
+        ({"witnesses": [{"name": "a", "url": "http://w"}]}, "witnesses[0]: expected exactly the keys"),
+        ({"witnesses": [{"name": "a", "url": "ftp://w", "vkey": "x"}]}, "witnesses[0].url"),
+        ({"witnesses": [{"name": "a", "url": "http://w", "vkey": "a+00000000+AAAA"}]}, "witnesses[0].vkey"),
+        ({"witness_quorum": 1}, "witness_quorum: expected an integer between 0 and 0"),
+    ],
+)
+def test_wrong_witness_settings_stop_the_start(tmp_path: Path, entry: dict[str, Any], message: str) -> None:
+    from gateway.errors import ConfigError
+    from gateway.settings import load_settings
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({"registry_url": "sqlite:///r.db", "database_url": "sqlite:///g.db", **entry}))
+    with pytest.raises(ConfigError, match=str(path)) as exc:
+        load_settings(path)
+    assert message in str(exc.value)
+
+
+def test_a_log_vkey_is_not_a_witness_vkey(tmp_path: Path, log_key: _Key) -> None:
+    from gateway.errors import ConfigError
+    from gateway.settings import load_settings
+
+    log_vkey = format_verifier_key("a.example/w", log_key.key.public_key.raw)  # type 0x01, the log's kind
+    path = tmp_path / "gateway.yaml"
+    witness = {"name": "a.example/w", "url": "http://w", "vkey": log_vkey}
+    path.write_text(
+        yaml.safe_dump({"registry_url": "sqlite:///r.db", "database_url": "sqlite:///g.db", "witnesses": [witness]})
+    )
+    with pytest.raises(ConfigError, match="expected Ed25519 cosignature/v1"):
+        load_settings(path)
