@@ -39,6 +39,15 @@ C2SP_COSIG = "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3
 
 BODY = Checkpoint("gateway.example/log", 7, bytes(range(32))).body()
 
+# Made by transparency-dev/formats (note/note_cosigv1.go at 404c0d5, Go 1.19 with golang.org/x/mod/sumdb/note):
+# NewSignerForCosignatureV1("PRIVATE+KEY+authority.example/w1+084d39c3+" + base64(0x01 || LOG_SKEY's seed)) signing
+# BODY with note.Sign at the time it ran (1796412539). The same program opened our cosignature of BODY at 1679315147
+# (test_known_answer_and_round_trip) with NewVerifierForCosignatureV1 and refused it with one timestamp bit changed.
+GO_COSIGNATURE = (
+    f"{EM_DASH} authority.example/w1 om7uwwAAAABrExR7D/u2dE4PNZyKG9eWQisNvvbzwWjESeXxKfPDducFnibN8KNa0a3I7n6w79bvlXPP"
+    "aClxbrOioXYN2UBDCFHJBw==\n"
+)
+
 
 def _verify(public_key: bytes):  # type: ignore[no-untyped-def]
     key = eddsa.import_public_key(public_key)
@@ -67,6 +76,19 @@ def test_timestamps_of_independent_cosignatures() -> None:
         raw = base64.b64decode(sig)
         assert len(raw) == 76
         assert int.from_bytes(raw[4:12], "big") == when
+
+
+def test_cosignature_made_by_an_independent_implementation() -> None:
+    """The Go reference implementation's cosignature verifies here, and ours at its timestamp is the same bytes."""
+    signer, cosigner = _witness()
+    assert cosigner.vkey.key_hash.hex() == "a26eeec3"  # the key ID the Go verifier named
+    _, log_signer = signer_from_go_private_key(LOG_SKEY)
+    note = sign_checkpoint(Checkpoint.parse(BODY), "gateway.example/log", log_signer)
+    found, problems = verify_cosignatures(note + GO_COSIGNATURE, [cosigner])
+    assert problems == [] and [c.timestamp for c in found] == [1796412539]
+    assert cosign(BODY, cosigner.name, signer.public_key, signer.sign, 1796412539) == GO_COSIGNATURE
+    tampered = GO_COSIGNATURE.replace("om7uwwAAAABrExR7", "om7uwwAAAABrExR8")
+    assert verify_cosignatures(note + tampered, [cosigner])[0] == []
 
 
 def test_message_is_the_specs() -> None:
