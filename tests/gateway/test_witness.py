@@ -29,7 +29,7 @@ from gateway.web.app import create_app
 from gateway.web.routes.compliance import reader
 from gateway.wiring import build_services
 from gateway.witness.server import witness_app
-from gateway.witness.state import KEY_FILE, WitnessState, init_witness, parse_log_vkeys
+from gateway.witness.state import KEY_FILE, WitnessRefusal, WitnessState, init_witness, parse_log_vkeys
 from keys import SigningKey
 from tests.gateway.witness_support import WitnessProcess
 from tlog import (
@@ -378,8 +378,18 @@ def test_witnesses_down_do_not_block_disclosures_and_receipts_carry_cosignatures
         _disclose(services, 0, 2)
         _wait(lambda: _witnessed(services), "witnessing")
         log_reader = reader(services)
-        receipt = build_receipt(services.log, log_reader, log_reader.disclosure("w1"))
-        assert receipt is not None
+        # through the real app, as compliance fetches it
+        app = create_app(services)
+
+        async def fetch() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+                auth = {"Authorization": f"Bearer {_api_key(directory, 'compliance')}"}
+                return await client.get("/v1/disclosures/w1/receipt", headers=auth)
+
+        answer = anyio.run(fetch)
+        assert answer.status_code == 200
+        receipt = answer.json()
         for w in witnesses:
             w.stop()
         _disclose(services, 2, 3)  # the witnesses are down: disclosures go on
@@ -481,3 +491,51 @@ def test_a_log_vkey_is_not_a_witness_vkey(tmp_path: Path, log_key: _Key) -> None
     )
     with pytest.raises(ConfigError, match="expected Ed25519 cosignature/v1"):
         load_settings(path)
+
+
+def _race(states: list[WitnessState], bodies: list[bytes]) -> list[int]:
+    """Submit ``bodies[i]`` through ``states[i]`` at the same moment; the statuses."""
+    import threading
+
+    results = [0, 0]
+    barrier = threading.Barrier(len(bodies))
+
+    def submit(i: int) -> None:
+        barrier.wait()
+        try:
+            states[i].add_checkpoint(bodies[i])
+            results[i] = 200
+        except WitnessRefusal as exc:
+            results[i] = exc.status
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_concurrent_submissions_never_roll_the_state_back(witness_dir: Path, log_key: _Key) -> None:
+    """The race tlog-witness warns of: A (size n) and B (size n + k) both from the same old size, at once, through
+    two state objects on one folder (two witness processes). Exactly one is cosigned; the state is that one's."""
+    tree = _tree(100)
+    vkey = format_verifier_key(ORIGIN, log_key.key.public_key.raw)
+    states = [WitnessState(witness_dir, parse_log_vkeys([vkey])) for _ in range(2)]
+    try:
+        old = 0
+        for round_ in range(12):
+            sizes = (old + 1 + round_ % 3, old + 3 + round_ % 4)
+            bodies = []
+            for n in sizes:
+                proof = memory_consistency_proof(tree, old, n) if old else []
+                bodies.append(format_add_checkpoint(old, proof, _signed(log_key, tree, n)))
+            results = _race(states, bodies)
+            assert sorted(results) == [200, 409], results
+            winner = sizes[results.index(200)]
+            head = states[1].head(ORIGIN)
+            assert head is not None and head.size == winner > old
+            old = winner
+    finally:
+        for st in states:
+            st.close()
