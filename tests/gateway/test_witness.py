@@ -539,3 +539,52 @@ def test_concurrent_submissions_never_roll_the_state_back(witness_dir: Path, log
     finally:
         for st in states:
             st.close()
+
+
+@pytest.mark.postgres
+def test_collection_and_quorum_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    """The collector, the quorum query and the status on PostgreSQL, with a real witness process."""
+    from sqlmodel import SQLModel
+
+    from gateway.audit.reader import LogReader
+    from gateway.audit.signer import LogSigner
+    from gateway.audit.witnessing import WitnessCollector
+    from gateway.db import create_gateway_engine, init_schema
+    from gateway.witness_config import WitnessConfig
+    from tlog import parse_vkey
+
+    engine = create_gateway_engine(postgres_url)
+    SQLModel.metadata.drop_all(engine)
+    with engine.begin() as conn:  # the schema is re-created by its migrations, 0004 included
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    init_schema(engine)
+    key = SigningKey.generate()
+    log = SqlDisclosureLog(engine, signer=LogSigner(key), origin=ORIGIN)
+    witness = WitnessProcess(tmp_path / "w", "authority.example/w1", format_verifier_key(ORIGIN, key.public_key.raw))
+    witness.start()
+    config = WitnessConfig(witness.name, witness.url, parse_vkey(witness.vkey))
+    collector = WitnessCollector(engine, [config], quorum=1, interval_s=0.2).start()
+    try:
+        for i in range(3):
+            log.start(_start(i))
+            log.finish(f"w{i}", status="completed", rows=i, nbytes=i, sha256=None)
+        log.checkpoint()
+        _wait(lambda: collector.status()["witnessed_size"] == collector.status()["head_size"] > 0, "witnessing")
+        quorum_reader = LogReader(engine, witnesses=[witness.name], quorum=1)
+        size, note = quorum_reader.latest_checkpoint()  # type: ignore[misc]
+        from gateway.audit.cosignatures import cosigner_from_vkey
+
+        assert size == 6 and len(verify_cosignatures(note, [cosigner_from_vkey(witness.vkey)])[0]) == 1
+        assert quorum_reader.checkpoint_covering(2)[0] == 6  # type: ignore[index]
+        witness.stop()
+        log.start(_start(9))
+        log.checkpoint()
+        _wait(lambda: collector.status()["witnesses"][witness.name]["state"] == "unreachable", "the outage")
+        status = collector.status()
+        assert status["head_size"] == 7 and status["witnessed_size"] == 6 and status["unwitnessed_for_s"] is not None
+        assert quorum_reader.latest_checkpoint()[0] == 6  # type: ignore[index]
+    finally:
+        collector.close()
+        log.close()
+        witness.stop()
+        engine.dispose()
