@@ -2,9 +2,10 @@
 
 ``DIR/witness-key.json`` (0600, created once) holds the witness name and its Ed25519 seed; ``DIR/witness.db``
 (SQLite, WAL, synchronous=FULL) holds per log origin the size and root of the latest checkpoint cosigned, and the
-refused submissions (evidence of a misbehaving log: the spec lets a witness keep them). The check of the old size
-and the update of the state are one ``BEGIN IMMEDIATE`` transaction, committed before the cosignature is returned:
-two concurrent submissions cannot roll the state back (the race tlog-witness describes), even across processes.
+refused submissions that are evidence of a misbehaving log (the spec lets a witness keep them), each note once.
+The check of the old size and the update of the state are one ``BEGIN IMMEDIATE`` transaction, committed before
+the cosignature is returned: two concurrent submissions cannot roll the state back (the race tlog-witness
+describes), even across processes.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ CREATE TABLE IF NOT EXISTS refusals (
     note TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS refusals_once ON refusals (origin, status, note);
 """
 
 
@@ -212,10 +214,12 @@ class WitnessState:
                     head = check_add_checkpoint(known, request.old_size, request.proof, checkpoint)
                 except WitnessError as exc:
                     status = _status(exc)
-                    self._db.execute(
-                        "INSERT INTO refusals (at, origin, status, old_size, note, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                        (int(self._clock()), origin, status, str(request.old_size), request.note, str(exc)),
-                    )
+                    if _is_evidence(status, known, checkpoint):
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO refusals (at, origin, status, old_size, note, reason) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            (int(self._clock()), origin, status, str(request.old_size), request.note, str(exc)),
+                        )
                     self._db.execute("COMMIT")
                     known_size = exc.known_size if isinstance(exc, WitnessConflictError) else None
                     raise WitnessRefusal(status, str(exc), known_size) from exc
@@ -231,6 +235,17 @@ class WitnessState:
                     self._db.execute("ROLLBACK")
                 raise
         return cosign(text, self.name, self._key.public_key.raw, self._key.sign, int(self._clock()))
+
+
+def _is_evidence(status: int, known: WitnessedHead | None, checkpoint: Checkpoint) -> bool:
+    """Whether a refusal shows the log misbehaving (kept) rather than a client that lags (not kept): a checkpoint
+    smaller than the one cosigned, another root for the cosigned size, or a proof that fails. Each signed note is
+    kept once, so anyone replaying public checkpoints cannot grow the table."""
+    if status == 422:
+        return True
+    if status != 409 or known is None:
+        return False
+    return checkpoint.size < known.size or (checkpoint.size == known.size and checkpoint.root != known.root)
 
 
 def _status(exc: WitnessError) -> int:
