@@ -99,6 +99,10 @@ def test_init_makes_a_private_key_and_never_overwrites_it(tmp_path: Path) -> Non
     assert (tmp_path / "w" / KEY_FILE).stat().st_mode & 0o777 == 0o600
     assert vkey.startswith("authority.example/w1+") and base64.b64decode(vkey.split("+", 2)[2])[0] == 0x04
     before = (tmp_path / "w" / KEY_FILE).read_bytes()
+    seed = json.loads(before)["seed"]
+    state = WitnessState(tmp_path / "w", {})
+    assert seed not in repr(state) and "redacted" in repr(state) and state.vkey == vkey
+    state.close()
     assert main(["witness", "init", "--state", str(tmp_path / "w"), "--name", "other"]) == 2
     assert (tmp_path / "w" / KEY_FILE).read_bytes() == before
     (tmp_path / "w" / KEY_FILE).chmod(0o644)
@@ -434,6 +438,11 @@ def test_witnesses_down_do_not_block_disclosures_and_receipts_carry_cosignatures
     assert check(late)[0] == 0
     code, out = check(late, *vkeys, "--quorum", "1")
     assert code == 1 and "not witnessed" in out
+    # with the witnesses down, the log cannot be confirmed against the quorum: not "OK"; offline it verifies
+    code, out = _verify(directory, capsys)
+    assert code == 1 and "only 0 of the 2 witnesses needed confirmed the log's head" in out
+    assert "unreachable" in out
+    assert _verify(directory, capsys, "--no-witnesses")[0] == 0
 
 
 def test_collector_retries_from_the_size_the_witness_names(deployment: tuple[Path, list[WitnessProcess]]) -> None:
