@@ -15,6 +15,7 @@ __all__ = [
     "ForbiddenError",
     "GatewayError",
     "MalformedRequestError",
+    "NotAcceptableError",
     "NotFoundError",
     "NotImplementedByGatewayError",
     "PayloadTooLargeError",
@@ -104,6 +105,14 @@ class UnsupportedMediaTypeError(GatewayError):
     status = 415
     code = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class NotAcceptableError(GatewayError):
+    """None of the media types the ``Accept`` header names is one the resource is offered in (RFC 9110 15.5.7)."""
+
+    status = 406
+    code = "not-acceptable"
+    title = "Not acceptable"
 
 
 class RateLimitedError(GatewayError):

@@ -35,7 +35,7 @@ from gateway.web.routes.admin_agreements import (
     set_agreement_state,
 )
 from gateway.web.routes.aggregate import aggregate
-from gateway.web.routes.agreements import list_agreements
+from gateway.web.routes.agreements import get_agreement, list_agreements
 from gateway.web.routes.claims import verify
 from gateway.web.routes.common import new_id, request_id
 from gateway.web.routes.compliance import (
@@ -210,6 +210,7 @@ def create_app(services: Services) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/agreements", list_agreements, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}", get_agreement, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/extract", extract, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/aggregate", aggregate, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/risk", agreement_risk, methods=["GET"]),

@@ -94,6 +94,9 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     "vkey": Endpoint("GET", "/v1/log/vkey", "research"),
     "witnesses": Endpoint("GET", "/v1/log/witnesses", "research"),
     "ui": Endpoint("GET", "/ui/", "research"),
+    "agreement": Endpoint("GET", "/v1/agreements/research-continuity", "research"),
+    "agreement-expired": Endpoint("GET", "/v1/agreements/research-expired", "research"),
+    "agreement-missing": Endpoint("GET", "/v1/agreements/no-such-agreement", "research"),
 }
 
 STORE_ENDPOINTS: dict[str, Endpoint] = {
@@ -126,6 +129,8 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
     "reid-list": Endpoint("GET", "/v1/admin/reidentifications", "research"),
     "reid-get-missing": Endpoint("GET", "/v1/reidentifications/{missing}", "research"),
     "reid-approve-missing": Endpoint("POST", "/v1/admin/reidentifications/{missing}/approve", "research"),
+    "agreement-suspended": Endpoint("GET", "/v1/agreements/school-transfer", "school"),
+    "agreement-revoked": Endpoint("GET", "/v1/agreements/finance-subsidy", "finance"),
 }
 
 # -- the table ------------------------------------------------------------------------------------------------------
@@ -197,6 +202,12 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("reid-list",          RR,      RR,       200,        200,    200,      UA),
     ("reid-get-missing",   NF,      NF,       NF,         NF,     NF,       UA),
     ("reid-approve-missing", RR,    RR,       RR,         RR,     NF,       UA),
+    # One agreement: whoever the listing shows it to (a party, an overseer); to anyone else it does not exist.
+    ("agreement",          200,     NF,       200,        200,    200,      UA),
+    ("agreement-expired",  200,     NF,       200,        200,    200,      UA),
+    ("agreement-missing",  NF,      NF,       NF,         NF,     NF,       UA),
+    ("agreement-suspended", "403:agreement-suspended", NF, NF, NF, NF,      UA),
+    ("agreement-revoked",  "403:agreement-revoked", NF, NF, NF, NF,         UA),
 ]  # fmt: skip
 
 #: cells whose actual behaviour is wrong: (endpoint, caller) -> reason. Empty when the gateway behaves.

@@ -20,6 +20,7 @@ from gateway.services import Services
 from gateway.web.problems import problem_response
 from gateway.web.state import request_id
 from gateway.web.ui.access import SignInRequired
+from gateway.web.ui.attributions import attributions
 from gateway.web.ui.context import UiContext
 from gateway.web.ui.export import export_csv
 from gateway.web.ui.headers import SecurityHeadersMiddleware
@@ -93,6 +94,7 @@ def create_ui_app(services: Services) -> ASGIApp:
         Route("/subjects", subject_form, methods=["GET"]),
         Route("/subjects", subject_lookup, methods=["POST"]),  # fixed path: the id travels only in the body
         Route("/log/verify", verify_now, methods=["POST"]),
+        Route("/attributions", attributions, methods=["GET"]),
         Mount("/static", StaticFiles(packages=[("gateway.web.ui", "static")]), name="static"),
     ]
     app = Starlette(
