@@ -34,6 +34,7 @@ from gateway.web.routes import (
     risk,
 )
 from gateway.web.routes import compliance as compliance_routes
+from gateway.web.routes import metrics as metrics_routes
 from gateway.web.routes import ops as ops_routes
 
 __all__ = ["openapi_document"]
@@ -51,6 +52,7 @@ _ROUTES = (
     reidentify,
     compliance_routes,
     log,
+    metrics_routes,
 )
 _MODELS = (ops.Problem, ops.Liveness, ops.Readiness, *releases.MODELS, *compliance.MODELS, *lifecycle.MODELS)
 _REF = re.compile(re.escape(REF_TEMPLATE.format(model="")) + r"([A-Za-z0-9_.-]+)")
