@@ -142,6 +142,10 @@ def _serve(config: Path, host: str, port: int, workers: int) -> int:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=10,
+            # Serving limits (docs/operations.md#serving-limits): the protocol adds the header timeout uvicorn lacks.
+            http="gateway.web.serving:GuardedH11Protocol",
+            timeout_keep_alive=settings.keep_alive_timeout_s,
+            limit_concurrency=settings.max_connections,
         )
     finally:
         if metrics_dir is not None:

@@ -24,6 +24,7 @@ from gateway.applog import get_logger
 from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
 from gateway.telemetry import metrics
+from gateway.web.limits import BodyDeadlineMiddleware, ExtractSlots, ServingLimits
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.admin_agreements import (
@@ -209,7 +210,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     metrics.mark_process_dead(os.getpid())  # this worker's live gauges stop counting (multiprocess mode)
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services, limits: ServingLimits | None = None) -> Starlette:
+    limits = limits or ServingLimits()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -262,5 +264,9 @@ def create_app(services: Services) -> Starlette:
     app.state.services = services
     ids = RequestIds(lambda: services.keyring.derive(KEY_OWNER, KEY_PURPOSE).reveal(), new_id)
     app.add_middleware(RequestContextMiddleware, ids=ids)
+    # Serving limits (gateway/web/limits.py) and request metrics (outermost: they see every answer, 408s included).
+    app.state.serving_limits = limits
+    app.state.extract_slots = ExtractSlots(limits.max_concurrent_extracts)
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=limits.body_timeout_s)
     app.add_middleware(TelemetryMiddleware)
     return app
