@@ -325,3 +325,79 @@ def test_an_abort_mid_body_is_logged_never_a_500_nor_a_traceback(server: Server)
     assert requests and all(e["status"] == 400 for e in requests)
     assert "Traceback" not in new and "Exception in ASGI application" not in new
     assert all(line.startswith("{") or not line.strip() for line in new.splitlines()), new[:500]
+
+
+def _multiproc_dir(pid: int) -> Path:
+    """The folder gateway serve gave its workers (set after exec, so it is in the workers' environment)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        for entry in Path(f"/proc/{child}/environ").read_bytes().split(b"\0"):
+            if entry.startswith(b"PROMETHEUS_MULTIPROC_DIR="):
+                return Path(entry.split(b"=", 1)[1].decode())
+    raise AssertionError("no worker has PROMETHEUS_MULTIPROC_DIR")
+
+
+def test_two_workers_one_sum_and_the_value_files_go_with_the_server(server: Server) -> None:
+    """``gateway serve --workers 2``: prometheus-client's multiprocess mode; any worker's scrape sums both."""
+    port = _free_port()
+    output = server.directory / "serve-workers.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("DXG_DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    config = str(server.directory / "gateway.yaml")
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli.main",
+                "serve",
+                "--config",
+                config,
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.1)
+        folder = _multiproc_dir(proc.pid)
+        headers = {"Authorization": f"Bearer {server.key()}"}
+        n = 40
+        for _ in range(n):  # a new connection each: the two workers take turns accepting
+            assert httpx.get(f"{base}/v1/agreements", headers=headers, timeout=10).status_code == 200
+        seen = []
+        for _ in range(6):
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            seen.append(
+                sum(
+                    s.value
+                    for f in __import__("prometheus_client.parser").parser.text_string_to_metric_families(text)
+                    for s in f.samples
+                    if s.name == "dxg_http_requests_total" and s.labels.get("route") == "/v1/agreements"
+                )
+            )
+        pids = {p.stem.rsplit("_", 1)[-1] for p in folder.glob("counter_*.db")}
+        print(f"\n--workers 2: {n} requests, scrapes report {seen}; value files of {len(pids)} processes")
+        assert seen == [n] * 6
+        assert len(pids) == 2  # both workers recorded, and every scrape summed them
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        _logscan.add_external(output.read_text(encoding="utf-8", errors="replace"), "test_serving_limits (workers)")
+    assert not folder.exists()  # gateway serve removes its value files when it stops
