@@ -81,7 +81,10 @@ class BodyDeadlineMiddleware:
             await self.app(scope, receive, send)
             return
         deadline = anyio.current_time() + self.timeout_s
-        complete = False
+        # No body announced (no Content-Length, no chunked transfer): nothing to wait for, so nothing is bounded; a
+        # streamed response's wait for the client's disconnect may come long after the deadline.
+        headers = dict(scope.get("headers") or [])
+        complete = b"transfer-encoding" not in headers and headers.get(b"content-length", b"0").strip() in (b"0", b"")
 
         async def bounded() -> Message:
             nonlocal complete

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import time
 
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.telemetry import metrics, tracing
 
-__all__ = ["TelemetryMiddleware", "route_template"]
+__all__ = ["METHODS", "TelemetryMiddleware", "method_label", "route_template"]
+
+#: the methods that are labels; any other token a client sends (h11 accepts any) is "other": labels stay bounded
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(scope: Scope) -> str:
+    method = scope.get("method")
+    return method if method in METHODS else "other"
 
 
 def route_template(scope: Scope) -> str:
@@ -18,6 +27,8 @@ def route_template(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return "<unmatched>"
+    if isinstance(route, Mount):  # the mount matched, none of its routes did
+        return str(scope.get("root_path") or "") + "/<unmatched>"
     return str(scope.get("root_path") or "") + path
 
 
@@ -37,7 +48,7 @@ class TelemetryMiddleware:
                 status["code"] = int(message["status"])
             await send(message)
 
-        method = str(scope.get("method", "GET"))
+        method = method_label(scope)
         with tracing.span("http.request", {"http.request.method": method}) as annotate:
             try:
                 await self.app(scope, receive, send_wrapper)

@@ -79,6 +79,10 @@ async def test_metrics_move_with_requests_and_carry_no_identifier(env: Env, regi
         quota = "/v1/agreements/research-quota/extract"
         assert (await client.post(quota, headers=env.auth("research"), json={"limit": 1})).status_code == 200
         assert (await client.post(quota, headers=env.auth("research"), json={"limit": 1})).status_code == 429
+        # Methods a client makes up, and a path under the dashboard's mount no route matches: bounded labels.
+        for made_up in ("FOOBAR1", "FOOBAR2"):
+            assert (await client.request(made_up, "/v1/agreements", headers=env.auth("research"))).status_code == 405
+        assert (await client.get(f"/ui/nothing/{child['child_id']}")).status_code == 404
         # A differentially private aggregate spends epsilon 0.4.
         dp = await client.post(
             "/v1/agreements/dp-stats/aggregate", headers=env.auth("stats"), json={"group_by": ["gender"]}
@@ -97,7 +101,10 @@ async def test_metrics_move_with_requests_and_carry_no_identifier(env: Env, regi
     records = "/v1/agreements/{agreement_id}/records/{subject_id}"
     assert moved("dxg_http_requests_total", method="GET", route=records, status_class="2xx") == 1
     assert moved("dxg_http_requests_total", route="<unmatched>", status_class="4xx") == 1
-    assert moved("dxg_http_problems_total", status="404", code="not-found") == 1
+    assert moved("dxg_http_requests_total", method="other", route="/v1/agreements", status_class="4xx") == 2
+    assert "FOOBAR" not in text and "/ui/ui" not in text
+    assert moved("dxg_http_requests_total", method="GET", route="/ui/<unmatched>", status_class="4xx") == 1
+    assert moved("dxg_http_problems_total", status="404", code="not-found") == 1  # the dashboard answers HTML
     assert moved("dxg_http_problems_total", status="401", code="unauthenticated") == 2
     assert moved("dxg_http_problems_total", status="429", code="rate-limited") == 1
     assert moved("dxg_auth_failures_total", reason="invalid_key") == 1

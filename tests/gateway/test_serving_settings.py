@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 
@@ -111,3 +112,30 @@ def test_extract_slots_hold_per_principal_and_free_once() -> None:
     for release in (second, third, other):
         release()
     assert slots.running("a") == 0 and slots.running("b") == 0
+
+
+async def test_the_body_deadline_bounds_a_body_and_nothing_else() -> None:
+    from gateway.errors import RequestTimeoutError
+    from gateway.web.limits import BodyDeadlineMiddleware
+
+    async def late_reader(scope: Any, receive: Any, send: Any) -> None:
+        await anyio.sleep(0.3)  # past the deadline before the first receive (a long handler)
+        await receive()
+
+    async def instant() -> dict[str, Any]:
+        await anyio.sleep(0)  # a checkpoint: a timeout due now would fire here
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def never() -> dict[str, Any]:
+        await anyio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    guarded = BodyDeadlineMiddleware(late_reader, timeout_s=0.1)
+    # No body announced: not bounded, even read after the deadline (a streamed GET listens for the disconnect).
+    await guarded({"type": "http", "headers": []}, instant, None)
+    await guarded({"type": "http", "headers": [(b"content-length", b"0")]}, instant, None)
+    # A body announced and not arriving: 408 (RequestTimeoutError), with Connection: close.
+    for headers in ([(b"content-length", b"40")], [(b"transfer-encoding", b"chunked")]):
+        with anyio.fail_after(5), pytest.raises(RequestTimeoutError) as caught:
+            await guarded({"type": "http", "headers": headers}, never, None)
+        assert caught.value.status == 408 and caught.value.headers == {"Connection": "close"}
