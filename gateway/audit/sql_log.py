@@ -109,7 +109,8 @@ class _Pending:
 
     def settle(self) -> None:
         """Wake the waiter: a thread on ``done``, or a coroutine through its loop (from the writer thread)."""
-        metrics.LOG_WRITE_SECONDS.observe(time.perf_counter() - self.queued_at)
+        if not isinstance(self.op, _Barrier):  # a flush writes nothing: it would pull the latency down
+            metrics.LOG_WRITE_SECONDS.observe(time.perf_counter() - self.queued_at)
         self.done.set()
         if self.future is not None:
             loop, future = self.future

@@ -8,8 +8,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import _logscan
@@ -171,3 +174,54 @@ async def test_egress_findings_are_counted_by_entity_never_by_value(make_env: An
         )
         assert moved == 2, entity
     assert PLANTED_ID not in text and PLANTED_PHONE not in text
+
+
+def _templates(env: Env) -> set[str]:
+    from starlette.routing import Mount, Route
+
+    found = {r.path for r in env.app.routes if isinstance(r, Route)}
+    for mount in (r for r in env.app.routes if isinstance(r, Mount)):
+        found |= {mount.path + r.path for r in mount.routes if isinstance(r, Route)} | {mount.path + "/<unmatched>"}
+    return found | {"<unmatched>"}
+
+
+# Marked with a prefix no template, metric name or help text holds, so a hit in the exposition is a leak, not chance.
+_SEGMENT = st.text(alphabet=st.characters(codec="ascii", categories=("L", "N")), max_size=20).map(lambda s: "Zq9" + s)
+_METHOD = st.one_of(
+    st.sampled_from(["GET", "POST", "DELETE"]),
+    st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", max_size=12).map(lambda s: "ZQ" + s),
+)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.one_of(
+                st.sampled_from(["GET", "POST", "DELETE"]),
+                st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12),
+            ),
+            st.lists(_SEGMENT, min_size=1, max_size=5),
+            st.sampled_from(["", "/v1", "/v1/agreements", "/ui", "/v1/disclosures"]),
+        ),
+        min_size=5,
+        max_size=15,
+    )
+)
+def test_labels_stay_bounded_whatever_clients_send(sqlite_env: Env, requests: list[tuple[str, list[str], str]]) -> None:
+    """Made-up methods and paths under every prefix: each label is a route template, a status class or 'other';
+    nothing a client sent becomes a label value."""
+
+    async def run() -> tuple[str, Samples]:
+        async with sqlite_env.client() as client:
+            for method, segments, prefix in requests:
+                await client.request(method, prefix + "/" + "/".join(segments), headers=sqlite_env.auth("compliance"))
+        return await scrape(sqlite_env)
+
+    text, samples = anyio.run(run)
+    templates = _templates(sqlite_env)
+    for _name, labels in samples:
+        shown = dict(labels)
+        assert shown.get("route", "<unmatched>") in templates, shown
+        assert shown.get("method", "GET") in {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "Zq9" not in text and "ZQ" not in text
