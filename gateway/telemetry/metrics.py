@@ -8,7 +8,8 @@ ids and client addresses are never labels.
 With several worker processes (``gateway serve --workers N``) the values live in prometheus-client's multiprocess
 mode: ``gateway serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers start, and a scrape of
 any worker sums all of them (:func:`render`). Gauges then say how they combine across processes (``livesum``: the
-sum over live processes; ``livemax``: the largest, for values every process reads from the shared database).
+sum over live processes; ``livemostrecent``: the value last set by any live process, for values read from the
+shared database).
 """
 
 from __future__ import annotations
@@ -89,10 +90,10 @@ BUDGET_SPENT = Counter(
 )
 BUDGET_REMAINING = Gauge(
     "dxg_dp_budget_remaining_epsilon",
-    "Differential-privacy budget (epsilon) an agreement has left, as of this process's last spend on it (the "
-    "smallest over live processes)",
+    "Differential-privacy budget (epsilon) an agreement has left, as of the last spend on it",
     ["agreement"],
-    multiprocess_mode="livemin",
+    # The most recent write across workers: a new version can raise the total, so neither min nor max is right.
+    multiprocess_mode="livemostrecent",
 )
 EGRESS_FINDINGS = Counter(
     "dxg_egress_findings",
@@ -118,7 +119,8 @@ ENTRIES_LEFT_STARTED = Gauge(
     "dxg_disclosure_entries_left_started",
     "Disclosures whose write-ahead entry is still 'started' more than 60 s after it was written (read from the "
     "gateway database at scrape time; a crash or a lost finish leaves them)",
-    multiprocess_mode="livemax",
+    # The most recent scrape's count: a worker that counted 1 earlier and is not scraped again must not hold it.
+    multiprocess_mode="livemostrecent",
 )
 ACTIVE_EXTRACTS = Gauge(
     "dxg_extracts_active",

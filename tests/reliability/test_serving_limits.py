@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -327,6 +328,17 @@ def test_an_abort_mid_body_is_logged_never_a_500_nor_a_traceback(server: Server)
     assert all(line.startswith("{") or not line.strip() for line in new.splitlines()), new[:500]
 
 
+def _left_started(base: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "dxg_disclosure_entries_left_started":
+                return float(sample.value)
+    raise AssertionError("no dxg_disclosure_entries_left_started")
+
+
 def _multiproc_dir(pid: int) -> Path:
     """The folder gateway serve gave its workers (set after exec, so it is in the workers' environment)."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -388,6 +400,28 @@ def test_two_workers_one_sum_and_the_value_files_go_with_the_server(server: Serv
                     if s.name == "dxg_http_requests_total" and s.labels.get("route") == "/v1/agreements"
                 )
             )
+        # A disclosure left started (as a crash leaves it), then finished again: every scrape, whichever worker
+        # answers, shows the database's count now, not a count another worker took earlier.
+        done = httpx.post(f"{base}{EXTRACT}", headers=headers, json={"limit": 1}, timeout=30)
+        assert done.status_code == 200, done.text
+        disclosure = done.headers["x-disclosure-id"]
+        time.sleep(0.5)  # its final entry is queued after the last byte
+        left = [_left_started(base) for _ in range(6)]
+        with sqlite3.connect(server.directory / "gateway.db") as db:
+            status, started_at = db.execute(
+                "SELECT status, started_at FROM disclosures WHERE id = ?", (disclosure,)
+            ).fetchone()
+            db.execute(
+                "UPDATE disclosures SET status = 'started', started_at = '2020-01-01 00:00:00.000000' WHERE id = ?",
+                (disclosure,),
+            )
+        left += [_left_started(base) for _ in range(6)]
+        with sqlite3.connect(server.directory / "gateway.db") as db:
+            restore = "UPDATE disclosures SET status = ?, started_at = ? WHERE id = ?"
+            db.execute(restore, (status, started_at, disclosure))
+        left += [_left_started(base) for _ in range(6)]
+        print(f"\n--workers 2, entries left started per scrape: {left}")
+        assert left == [0] * 6 + [1] * 6 + [0] * 6
         pids = {p.stem.rsplit("_", 1)[-1] for p in folder.glob("counter_*.db")}
         print(f"\n--workers 2: {n} requests, scrapes report {seen}; value files of {len(pids)} processes")
         assert seen == [n] * 6
