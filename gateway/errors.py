@@ -23,6 +23,8 @@ __all__ = [
     "RateLimitedError",
     "RegistryTimeoutError",
     "RegistryUnavailableError",
+    "RequestTimeoutError",
+    "TooManyExtractsError",
     "UnsupportedMediaTypeError",
     "ValidationError",
 ]
@@ -179,3 +181,29 @@ class ConflictError(GatewayError):
 
 class ConfigError(Exception):
     """Configuration is wrong: raised at start, with the file, the key and the reason."""
+
+
+class RequestTimeoutError(GatewayError):
+    """The request body did not arrive in full within ``body_timeout_s`` (a slow or stalled sender): nothing was
+    done; the connection is closed."""
+
+    status = 408
+    code = "request-timeout"
+    title = "The request body did not arrive in time"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class TooManyExtractsError(GatewayError):
+    """The principal already has ``max_concurrent_extracts`` extracts running in this process."""
+
+    status = 429
+    code = "too-many-concurrent-extracts"
+    title = "Too many extracts running at once"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"this API key already has {limit} extract(s) running; wait for one to finish, then retry",
+            headers={"Retry-After": str(max(1, retry_after))},
+        )

@@ -49,6 +49,13 @@ _KEYS = {
     "audit_write_timeout_s",
     "witnesses",
     "witness_quorum",
+    # serving limits and metrics (docs/operations.md#serving-limits)
+    "header_timeout_s",
+    "body_timeout_s",
+    "keep_alive_timeout_s",
+    "max_connections",
+    "max_concurrent_extracts",
+    "metrics_token_file",
 }
 
 
@@ -81,6 +88,20 @@ class Settings:
     #: independent witnesses that cosign checkpoints (gateway/witness_config.py), and how many make one count
     witnesses: tuple[WitnessConfig, ...] = ()
     witness_quorum: int = 0
+    #: a connection that has not sent a whole request head (line and headers) this long after it opened or after
+    #: its first byte of the next request is closed (slowloris)
+    header_timeout_s: float = 10.0
+    #: a request body not received in full this long after the request's headers: 408, connection closed
+    body_timeout_s: float = 30.0
+    #: an idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive)
+    keep_alive_timeout_s: int = 5
+    #: open connections (or requests in flight) per process past which a request gets 503 (uvicorn's
+    #: limit_concurrency)
+    max_connections: int = 1000
+    #: extracts one principal may have running at once in one process; the next gets 429 with Retry-After
+    max_concurrent_extracts: int = 4
+    #: a file holding the bearer token ``GET /metrics`` requires; None: /metrics is open like /healthz
+    metrics_token_file: Path | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -165,6 +186,12 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         names_ttl_s=seconds("names_ttl_s", 600, 86400),
         witnesses=witnesses,
         witness_quorum=witness_quorum,
+        header_timeout_s=seconds("header_timeout_s", 10, 600),
+        body_timeout_s=seconds("body_timeout_s", 30, 3600),
+        keep_alive_timeout_s=number("keep_alive_timeout_s", 5, 1, 600),
+        max_connections=number("max_connections", 1000, 2, 1_000_000),
+        max_concurrent_extracts=number("max_concurrent_extracts", 4, 1, 10_000),
+        metrics_token_file=base / text("metrics_token_file") if raw.get("metrics_token_file") is not None else None,
     )
 
 

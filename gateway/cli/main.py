@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,19 +147,39 @@ def _serve(config: Path, host: str, port: int, workers: int) -> int:
     settings = load_settings(config)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     os.environ["DXG_CONFIG"] = str(config.resolve())
+    metrics_dir = _metrics_dir(workers)
     print(f"Serving on http://{host}:{port} (config {config}); Ctrl-C stops.", flush=True)
     # uvicorn's access log would write raw paths, which can hold a child's id; the gateway logs its own events.
-    uvicorn.run(
-        "gateway.web.asgi:create",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            "gateway.web.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+            # Serving limits (docs/operations.md#serving-limits): the protocol adds the header timeout uvicorn lacks.
+            http="gateway.web.serving:GuardedH11Protocol",
+            timeout_keep_alive=settings.keep_alive_timeout_s,
+            limit_concurrency=settings.max_connections,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """With several workers, prometheus-client's multiprocess mode: a fresh folder for this run's value files (set
+    before the workers start, so each one writes there and a scrape of any sums them all). None: one process, or the
+    operator set PROMETHEUS_MULTIPROC_DIR itself."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    directory = tempfile.mkdtemp(prefix="dxg-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

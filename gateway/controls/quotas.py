@@ -34,6 +34,7 @@ from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
 from gateway.db import DisclosureRow
 from gateway.errors import NotImplementedByGatewayError, RateLimitedError
+from gateway.telemetry import metrics
 from policies import Agreement, ReleasePlan
 
 __all__ = [
@@ -95,6 +96,7 @@ def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime, *, coun
                     .limit(1)
                 ).scalar_one()
                 retry = math.ceil((_utc(edge) + _WINDOW - moment).total_seconds())
+                metrics.QUOTA_REJECTIONS.labels(agreement=agreement.id, limit="requests_per_minute").inc()
                 raise RateLimitedError(
                     f"agreement {agreement.id!r} allows {rpm} requests per minute and that many were made in the "
                     f"last minute; retry in {max(1, retry)} s",
@@ -112,6 +114,7 @@ def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime, *, coun
     left = per_day - int(used)
     if left <= 0:
         retry = math.ceil((midnight + dt.timedelta(days=1) - moment).total_seconds())
+        metrics.QUOTA_REJECTIONS.labels(agreement=agreement.id, limit="rows_per_day").inc()
         raise RateLimitedError(
             f"agreement {agreement.id!r} allows {per_day} rows per day and today's are used up; the quota resets at "
             "00:00 UTC",

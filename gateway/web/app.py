@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -22,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.applog import get_logger
 from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
+from gateway.telemetry import metrics
+from gateway.web.limits import BodyDeadlineMiddleware, ExtractSlots, ServingLimits
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.actions import confirm_action, list_actions, request_action
@@ -50,6 +53,7 @@ from gateway.web.routes.compliance import (
 )
 from gateway.web.routes.extract import extract
 from gateway.web.routes.log import checkpoint, consistency, public_key, vkey, witnesses
+from gateway.web.routes.metrics import metrics_endpoint
 from gateway.web.routes.ops import healthz, openapi, readyz
 from gateway.web.routes.records import records
 from gateway.web.routes.reidentify import (
@@ -59,6 +63,7 @@ from gateway.web.routes.reidentify import (
     request_reidentification,
 )
 from gateway.web.routes.risk import agreement_risk
+from gateway.web.telemetry import TelemetryMiddleware
 from gateway.web.ui import create_ui_app
 
 __all__ = ["create_app"]
@@ -204,9 +209,11 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     gc.freeze()
     yield
     app.state.services.close()
+    metrics.mark_process_dead(os.getpid())  # this worker's live gauges stop counting (multiprocess mode)
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services, limits: ServingLimits | None = None) -> Starlette:
+    limits = limits or ServingLimits()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -250,6 +257,7 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/log/vkey", vkey, methods=["GET"]),
         Route("/v1/log/witnesses", witnesses, methods=["GET"]),
         Mount("/ui", app=create_ui_app(services)),  # compliance dashboard (HTML; gateway/web/ui)
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
@@ -265,4 +273,9 @@ def create_app(services: Services) -> Starlette:
     app.state.services = services
     ids = RequestIds(lambda: services.keyring.derive(KEY_OWNER, KEY_PURPOSE).reveal(), new_id)
     app.add_middleware(RequestContextMiddleware, ids=ids)
+    # Serving limits (gateway/web/limits.py) and request metrics (outermost: they see every answer, 408s included).
+    app.state.serving_limits = limits
+    app.state.extract_slots = ExtractSlots(limits.max_concurrent_extracts)
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=limits.body_timeout_s)
+    app.add_middleware(TelemetryMiddleware)
     return app

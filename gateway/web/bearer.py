@@ -15,6 +15,7 @@ from gateway.applog import get_logger
 from gateway.auth import Principal
 from gateway.errors import AuthError, AuthThrottledError
 from gateway.services import Services
+from gateway.telemetry import metrics
 
 __all__ = ["check_bearer", "client_address", "presented_key_id", "record_failure"]
 
@@ -60,14 +61,17 @@ async def check_bearer(request: Request, found: Services, header: str) -> Princi
     # Refused before any check (no database read, no HMAC) while this address or key id is over its limit.
     wait = throttle.retry_after(address, key_id)
     if wait is not None:
+        metrics.AUTH_FAILURES.labels(reason="throttled").inc()
         raise AuthThrottledError(wait)
     if scheme.lower() != "bearer" or not key:
         await record_failure(found, address, None)
+        metrics.AUTH_FAILURES.labels(reason="malformed").inc()
         raise AuthError("the Authorization header must be 'Bearer <key>'")
     principal = await anyio.to_thread.run_sync(authenticator.authenticate, key)
     if principal is not None:
         throttle.succeeded(key_id)
     if principal is None:
         await record_failure(found, address, key_id)
+        metrics.AUTH_FAILURES.labels(reason="invalid_key").inc()
         raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
     return principal

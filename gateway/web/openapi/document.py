@@ -36,6 +36,7 @@ from gateway.web.routes import (
     risk,
 )
 from gateway.web.routes import compliance as compliance_routes
+from gateway.web.routes import metrics as metrics_routes
 from gateway.web.routes import ops as ops_routes
 
 __all__ = ["openapi_document"]
@@ -54,6 +55,7 @@ _ROUTES = (
     compliance_routes,
     log,
     actions,
+    metrics_routes,
 )
 _MODELS = (
     ops.Problem,
