@@ -46,7 +46,7 @@ class Condition(RequestBody):
 class ExtractRequest(RequestBody):
     filters: dict[str, Condition] | Omitted = None
     fields: Annotated[list[str], Field(min_length=1)] | Omitted = None
-    format: Literal["ndjson", "csv"] = "ndjson"
+    format: Literal["ndjson", "csv", "parquet"] = "ndjson"
     limit: Annotated[int, Field(ge=1)] | Omitted = None
 
 
