@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
+from gateway.cli.fetch import add_fetch_command, run_fetch
 from gateway.errors import ConfigError
 from keys import KeysError
 
@@ -93,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument(
         "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
     )
+    add_fetch_command(sub)
     return parser
 
 
@@ -386,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_log_verify(args)
         if args.command == "receipt":
             return _cmd_receipt_verify(args)
+        if args.command == "fetch":
+            return run_fetch(args)
         return _COMMANDS[args.command](args)
     except (ConfigError, PolicyError, KeysError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
