@@ -115,9 +115,7 @@ async def test_an_empty_parquet_extract_is_a_valid_file_with_the_schema(env: Env
     assert entry["rows"] == 0 and entry["sha256"] == hashlib.sha256(response.content).hexdigest()
 
 
-async def test_row_groups_are_bounded_by_the_streaming_group(
-    sqlite_env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_row_groups_are_bounded_by_the_streaming_group(sqlite_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer holds one group, never the extract: with groups of 50 rows, 600 children arrive as row groups
     of at most 50 rows, streamed one by one (each chunk of the body is one group, not the whole file)."""
     monkeypatch.setattr(stream_module, "GROUP_ROWS", 50)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.errors import TransformError
-from transforms.serialize import CsvWriter, NdjsonWriter, neutralize_formula, writer_for
+from transforms.serialize import FORMULA_PREFIXES, CsvWriter, NdjsonWriter, neutralize_formula, writer_for
+from transforms.tokenize import TOKEN_ALPHABET
 
 COLUMNS = ("id", "token", "born", "gender", "region", "phone", "income", "flag")
 
@@ -211,3 +212,16 @@ def test_csv_verbatim_must_name_output_columns() -> None:
     with pytest.raises(ValueError, match="verbatim"):
         CsvWriter(("a",), verbatim=["b"])
     assert writer_for("csv", ("a",), tokens=["a"]).batch([("-x",)]) == b"-x\r\n"
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=TOKEN_ALPHABET, min_size=1, max_size=43), st.text(min_size=1, max_size=20))
+def test_csv_tokens_round_trip_and_other_text_stays_guarded(token: str, other: str) -> None:
+    """Any token-alphabet text in a token column comes back as itself; in a kept column the same text and any
+    other text come back guarded exactly when they start like a formula."""
+    w = CsvWriter(("token", "kept", "other"), verbatim=["token"])
+    (row,) = parse_csv(w.batch([(token, token, other)]))
+    assert row[0] == token
+    assert row[1] == neutralize_formula(token)
+    assert row[2] == neutralize_formula(other)
+    assert row[2].startswith("'") or other[:1] not in FORMULA_PREFIXES
