@@ -226,7 +226,10 @@ def fetch(
     with httpx.Client(base_url=url, transport=transport, timeout=timeout) as client:
         # The key first: a pinned key that cannot be read fails before anything is disclosed.
         verifier, pinned, source = _load_key(client, public_key)
-        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        except OSError as exc:  # before the request: nothing disclosed for a file that could not be kept
+            raise FetchError("write", f"{out.parent}: cannot create a file there: {exc.strerror}") from exc
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -250,8 +253,17 @@ def fetch(
                     disclosure_id=disclosure_id,
                 )
             receipt_path = out.with_name(out.name + ".receipt.json")
-            _write_atomically(receipt_path, json.dumps(receipt, indent=1).encode("utf-8"))
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+                try:
+                    _write_atomically(receipt_path, json.dumps(receipt, indent=1).encode("utf-8"))
+                except OSError:
+                    out.unlink()  # a file is kept only with its receipt beside it
+                    raise
+            except OSError as exc:
+                raise FetchError(
+                    "write", f"{out}: verified, but cannot be put in place: {exc.strerror}", disclosure_id=disclosure_id
+                ) from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()

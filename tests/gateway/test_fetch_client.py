@@ -245,3 +245,19 @@ def test_progress_reports_bytes_and_rows_as_they_arrive(served: tuple[Env, str],
     )
     assert seen and seen[-1] == (result.nbytes, result.rows)
     assert [b for b, _ in seen] == sorted(b for b, _ in seen)
+
+
+def test_a_target_that_cannot_be_written_fails_before_anything_is_disclosed(
+    served: tuple[Env, str], tmp_path: Path
+) -> None:
+    env, url = served
+    with pytest.raises(FetchError) as missing:
+        fetch(RESEARCH, tmp_path / "no-such-dir" / "x.ndjson", api_key=env.keys["research"], url=url)
+    assert missing.value.check == "write"
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(FetchError) as taken:  # the target is a directory: verified, but not put in place
+        fetch(RESEARCH, tmp_path / "taken", api_key=env.keys["research"], url=url)
+    assert taken.value.check == "write" and not _leftovers(tmp_path)
+    assert not (tmp_path / "taken.receipt.json").exists()
+    kinds = [json.loads(b)["type"] for b in env.log_bodies()]
+    assert kinds.count("disclosure.started") == 1  # the missing directory disclosed nothing
