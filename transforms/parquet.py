@@ -20,7 +20,6 @@ repeated request over unchanged data gives the same bytes and the same SHA-256, 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -30,20 +29,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from policies import ColumnType, DateShift, Keep, Round, Rule
-
 from .dates import as_date
 from .errors import TransformError
+from .parquet_types import ParquetKind, parquet_kind, parquet_kinds
 
 __all__ = ["ParquetKind", "ParquetWriter", "parquet_kind", "parquet_kinds"]
-
-
-class ParquetKind(enum.StrEnum):
-    STRING = "string"
-    INT64 = "int64"
-    FLOAT64 = "float64"
-    DATE32 = "date32"
-    BOOL = "bool"
 
 
 _ARROW: dict[ParquetKind, pa.DataType] = {
@@ -53,30 +43,6 @@ _ARROW: dict[ParquetKind, pa.DataType] = {
     ParquetKind.DATE32: pa.date32(),
     ParquetKind.BOOL: pa.bool_(),
 }
-_KEPT = {
-    ColumnType.STRING: ParquetKind.STRING,
-    ColumnType.INTEGER: ParquetKind.INT64,
-    ColumnType.NUMBER: ParquetKind.FLOAT64,
-    ColumnType.DATE: ParquetKind.DATE32,
-    ColumnType.BOOLEAN: ParquetKind.BOOL,
-}
-
-
-def parquet_kind(rule: Rule, ctype: ColumnType) -> ParquetKind:
-    """The Parquet type of a field released by ``rule`` from a catalog column of type ``ctype``."""
-    if isinstance(rule, Keep):
-        return _KEPT[ctype]
-    if isinstance(rule, DateShift):
-        return ParquetKind.DATE32
-    if isinstance(rule, Round):
-        integral = ctype is ColumnType.INTEGER and float(rule.base).is_integer()
-        return ParquetKind.INT64 if integral else ParquetKind.FLOAT64
-    return ParquetKind.STRING
-
-
-def parquet_kinds(outputs: Sequence[Any]) -> list[tuple[str, ParquetKind]]:
-    """``(name, kind)`` of a plan's outputs (``ReleasePlan.outputs``: objects with ``name``, ``rule``, ``column``)."""
-    return [(o.name, parquet_kind(o.rule, o.column.type)) for o in outputs]
 
 
 def _float(value: Any) -> float | None:

@@ -183,3 +183,16 @@ async def test_an_unknown_format_is_still_refused(env: Env) -> None:
         response = await client.post(RESEARCH, headers=env.auth("research"), json={"format": "xlsx"})
     assert response.status_code == 422
     assert "xlsx" not in response.text
+
+
+def test_the_app_does_not_load_pyarrow_until_a_parquet_extract_is_served() -> None:
+    """pyarrow costs ~81 MiB of RSS: a gateway that never serves Parquet (and GET /v1/agreements, which names the
+    Parquet types) must not pay it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gateway.web.app, gateway.wiring, gateway.web.routes.describe, gateway.release.stream; "
+        "sys.exit(1 if 'pyarrow' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

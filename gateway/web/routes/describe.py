@@ -18,7 +18,7 @@ from gateway.controls.budget import PrivacyBudget
 from gateway.services import Services
 from policies import FORMATS, Agreement, describe_rule
 from policies.filters import describe_filter
-from transforms.parquet import parquet_kind
+from transforms.parquet_types import parquet_kind
 
 __all__ = ["describe_agreement", "request_terms"]
 
