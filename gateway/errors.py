@@ -11,10 +11,12 @@ __all__ = [
     "AuthError",
     "AuthThrottledError",
     "ConfigError",
+    "ConflictError",
     "EgressBlockedError",
     "ForbiddenError",
     "GatewayError",
     "MalformedRequestError",
+    "NotAcceptableError",
     "NotFoundError",
     "NotImplementedByGatewayError",
     "PayloadTooLargeError",
@@ -106,6 +108,14 @@ class UnsupportedMediaTypeError(GatewayError):
     title = "Unsupported media type"
 
 
+class NotAcceptableError(GatewayError):
+    """None of the media types the ``Accept`` header names is one the resource is offered in (RFC 9110 15.5.7)."""
+
+    status = 406
+    code = "not-acceptable"
+    title = "Not acceptable"
+
+
 class RateLimitedError(GatewayError):
     status = 429
     code = "rate-limited"
@@ -151,6 +161,20 @@ class EgressBlockedError(GatewayError):
     status = 409
     code = "egress-blocked"
     title = "An identifier was found in the data to be released"
+
+
+class ConflictError(GatewayError):
+    """409: the request conflicts with the current state (an alert already acknowledged, an identifier that names
+    more than one child)."""
+
+    status = 409
+    code = "conflict"
+    title = "The request conflicts with the current state"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        if code is not None:
+            self.code = code
 
 
 class ConfigError(Exception):

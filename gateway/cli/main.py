@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli.actions import add_action_commands, run_action_command
 from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
+from gateway.cli.attribute import add_attribute_command, run_attribute_command
 from gateway.cli.fetch import add_fetch_command, run_fetch
+from gateway.cli.odrl import EXPORT_COMMAND, add_export_command, run_export_command
 from gateway.errors import ConfigError
 from keys import KeysError
 
@@ -71,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     risk = agreements_sub.add_parser("risk", help="re-identification risk of an agreement on the current data")
     risk.add_argument("agreement_id")
     _deployment_args(risk)
+    add_export_command(agreements_sub, _deployment_args)
 
     principals = sub.add_parser("principals", help="principals and API keys")
     principals_sub = principals.add_subparsers(dest="principals_command", required=True)
@@ -94,6 +98,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument(
         "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
     )
+    add_attribute_command(sub, _deployment_args)
+    add_action_commands(sub, _deployment_args)
     add_fetch_command(sub)
     return parser
 
@@ -381,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agreements":
             if args.agreements_command in LIFECYCLE_COMMANDS:
                 return run_lifecycle_command(args)
+            if args.agreements_command == EXPORT_COMMAND:
+                return run_export_command(args)
             return _cmd_agreements_risk(args) if args.agreements_command == "risk" else _cmd_agreements_check(args)
         if args.command == "principals":
             return _cmd_principals_add(args)
@@ -388,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_log_verify(args)
         if args.command == "receipt":
             return _cmd_receipt_verify(args)
+        if args.command == "attribute":
+            return run_attribute_command(args, _load_verifier)
+        if args.command == "actions":
+            return run_action_command(args)
         if args.command == "fetch":
             return run_fetch(args)
         return _COMMANDS[args.command](args)

@@ -24,6 +24,7 @@ from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
+from gateway.web.routes.actions import confirm_action, list_actions, request_action
 from gateway.web.routes.admin_agreements import (
     accept_version_risk,
     agreement_version,
@@ -32,10 +33,11 @@ from gateway.web.routes.admin_agreements import (
     approve_version,
     list_admin_agreements,
     preview_version,
+    reject_version,
     set_agreement_state,
 )
 from gateway.web.routes.aggregate import aggregate
-from gateway.web.routes.agreements import list_agreements
+from gateway.web.routes.agreements import get_agreement, list_agreements
 from gateway.web.routes.claims import verify
 from gateway.web.routes.common import new_id, request_id
 from gateway.web.routes.compliance import (
@@ -210,6 +212,7 @@ def create_app(services: Services) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/agreements", list_agreements, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}", get_agreement, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/extract", extract, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/aggregate", aggregate, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/risk", agreement_risk, methods=["GET"]),
@@ -229,6 +232,7 @@ def create_app(services: Services) -> Starlette:
             methods=["POST"],
         ),
         Route("/v1/admin/agreements/{agreement_id}/versions/{version}/preview", preview_version, methods=["GET"]),
+        Route("/v1/admin/agreements/{agreement_id}/versions/{version}/reject", reject_version, methods=["POST"]),
         Route("/v1/admin/reidentifications", list_reidentifications, methods=["GET"]),
         Route("/v1/admin/reidentifications/{request_id}/approve", approve_reidentification, methods=["POST"]),
         Route("/v1/disclosures", list_disclosures, methods=["GET"]),
@@ -240,6 +244,9 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/log/checkpoint", checkpoint, methods=["GET"]),
         Route("/v1/log/proof/consistency", consistency, methods=["GET"]),
         Route("/v1/log/public-key", public_key, methods=["GET"]),
+        Route("/v1/admin/actions", list_actions, methods=["GET"]),
+        Route("/v1/admin/actions", request_action, methods=["POST"]),
+        Route("/v1/admin/actions/{action_id}/confirm", confirm_action, methods=["POST"]),
         Mount("/ui", app=create_ui_app(services)),  # compliance dashboard (HTML; gateway/web/ui)
     ]
     app = Starlette(

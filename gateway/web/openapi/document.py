@@ -19,10 +19,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.web.models import actions as action_models
 from gateway.web.models import compliance, lifecycle, ops, releases
 from gateway.web.models.base import INLINE, REF_TEMPLATE, components
 from gateway.web.openapi.parts import problem_responses
 from gateway.web.routes import (
+    actions,
     admin_agreements,
     aggregate,
     agreements,
@@ -51,8 +53,17 @@ _ROUTES = (
     reidentify,
     compliance_routes,
     log,
+    actions,
 )
-_MODELS = (ops.Problem, ops.Liveness, ops.Readiness, *releases.MODELS, *compliance.MODELS, *lifecycle.MODELS)
+_MODELS = (
+    ops.Problem,
+    ops.Liveness,
+    ops.Readiness,
+    *releases.MODELS,
+    *compliance.MODELS,
+    *lifecycle.MODELS,
+    *action_models.MODELS,
+)
 _REF = re.compile(re.escape(REF_TEMPLATE.format(model="")) + r"([A-Za-z0-9_.-]+)")
 
 

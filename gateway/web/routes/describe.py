@@ -1,6 +1,6 @@
 """What a party needs to form a valid request under one agreement: ``describe_agreement``.
 
-``GET /v1/agreements`` lists these descriptions; a route for one agreement (``GET /v1/agreements/{id}``) returns the
+``GET /v1/agreements`` lists these descriptions and ``GET /v1/agreements/{id}`` (routes/agreements.py) returns the
 same object for its agreement. Everything here is derived from the parsed agreement and the catalog, the same
 objects the request checks use (``policies.filters`` decides the filters, ``transforms.parquet`` the Parquet
 types), so the description cannot promise what a request would then be refused, nor refuse what it would accept.
