@@ -19,6 +19,7 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.http_registry_config import HttpRegistryConfig, parse_http_registry
+from gateway.witness_config import WitnessConfig, parse_witnesses
 
 __all__ = ["CONFIG_NAME", "Settings", "load_settings", "settings_for"]
 
@@ -46,6 +47,8 @@ _KEYS = {
     "checkpoint_every",
     "checkpoint_interval_s",
     "audit_write_timeout_s",
+    "witnesses",
+    "witness_quorum",
 }
 
 
@@ -75,6 +78,9 @@ class Settings:
     ner_model: str | None = None
     #: how long the registry's name dictionary (for free-text redaction) is reused before it is read again
     names_ttl_s: float = 600.0
+    #: independent witnesses that cosign checkpoints (gateway/witness_config.py), and how many make one count
+    witnesses: tuple[WitnessConfig, ...] = ()
+    witness_quorum: int = 0
 
     @property
     def base_dir(self) -> Path:
@@ -133,6 +139,7 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{source}: {key}: expected seconds between 0 and {high:g}")
         return float(value)
 
+    witnesses, witness_quorum = parse_witnesses(raw, source)
     return Settings(
         config_path=path.resolve(),
         registry_url=_resolve_url(registry_url, base),
@@ -156,6 +163,8 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         log_level=text("log_level", "info"),
         ner_model=text("ner_model") if raw.get("ner_model") is not None else None,
         names_ttl_s=seconds("names_ttl_s", 600, 86400),
+        witnesses=witnesses,
+        witness_quorum=witness_quorum,
     )
 
 

@@ -19,6 +19,15 @@ from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, r
 from gateway.cli.attribute import add_attribute_command, run_attribute_command
 from gateway.cli.fetch import add_fetch_command, run_fetch
 from gateway.cli.odrl import EXPORT_COMMAND, add_export_command, run_export_command
+from gateway.cli.witness import (
+    add_log_witness_args,
+    add_receipt_witness_args,
+    add_witness_commands,
+    cmd_log_vkey,
+    log_witness_checks,
+    receipt_cosignature_problems,
+    run_witness_command,
+)
 from gateway.errors import ConfigError
 from keys import KeysError
 
@@ -88,6 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
     verify = log_sub.add_parser("verify", help="verify the disclosure log (exit 1 on any tamper)")
     _deployment_args(verify)
     verify.add_argument("--public-key", type=Path, default=None, help="log public key (default: the deployment's)")
+    _deployment_args(add_log_witness_args(log_sub, verify))
 
     receipt = sub.add_parser("receipt", help="disclosure receipts")
     receipt_sub = receipt.add_subparsers(dest="receipt_command", required=True)
@@ -98,6 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument(
         "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
     )
+    add_receipt_witness_args(rverify)
+    add_witness_commands(sub)
     add_attribute_command(sub, _deployment_args)
     add_action_commands(sub, _deployment_args)
     add_fetch_command(sub)
@@ -323,6 +335,8 @@ def _cmd_log_verify(args: argparse.Namespace) -> int:
     engine = create_gateway_engine(settings.database_url)
     try:
         report = verify_log(engine, verifier)
+        witness_problems, witness_notes = log_witness_checks(args, settings, engine)
+        report.problems.extend(witness_problems)
         # The dashboard shows when the log was last verified and the result (gateway/web/ui).
         from gateway.web.ui.integrity import record_cli_verification
 
@@ -334,6 +348,8 @@ def _cmd_log_verify(args: argparse.Namespace) -> int:
     print(report.summary())
     for extra in report.problems[1:]:
         print(f"  also: {extra}")
+    for note in witness_notes:
+        print(f"  witnesses: {note}")
     return 0 if report.ok else 1
 
 
@@ -355,6 +371,8 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"{args.content}: cannot read: {exc.strerror}") from exc
     report = verify_receipt(receipt, verifier, content=content, disclosure_id=args.disclosure_id)
+    witness_problems, witnessed = receipt_cosignature_problems(args, receipt)
+    report.problems.extend(witness_problems)
     if not report.ok:
         print(f"receipt INVALID: {report.problems[0]}")
         for extra in report.problems[1:]:
@@ -364,7 +382,9 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
     kinds = ", ".join(f"{e['type']} (index {e['index']})" for e in report.entries)
     print(
         f"receipt OK: disclosure {receipt['disclosure_id']} completed; {kinds} included in the log signed at size "
-        f"{size}" + ("; content matches" if content is not None else "; content not checked (pass --content)")
+        f"{size}"
+        + ("; content matches" if content is not None else "; content not checked (pass --content)")
+        + witnessed
     )
     return 0
 
@@ -393,9 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "principals":
             return _cmd_principals_add(args)
         if args.command == "log":
-            return _cmd_log_verify(args)
+            return cmd_log_vkey(args) if args.log_command == "vkey" else _cmd_log_verify(args)
         if args.command == "receipt":
             return _cmd_receipt_verify(args)
+        if args.command == "witness":
+            return run_witness_command(args)
         if args.command == "attribute":
             return run_attribute_command(args, _load_verifier)
         if args.command == "actions":

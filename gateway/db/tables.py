@@ -17,6 +17,7 @@ __all__ = [
     "AgreementVersionRow",
     "AlertAcknowledgementRow",
     "ApiKeyRow",
+    "CheckpointCosignatureRow",
     "CheckpointRow",
     "DisclosureRow",
     "KeyTombstoneRow",
@@ -291,3 +292,14 @@ class AlertAcknowledgementRow(SQLModel, table=True):
     acknowledged_at: dt.datetime = Field(default_factory=utcnow)
     note: str = Field(max_length=500)
     log_index: int = Field(sa_type=sa.BigInteger)  # the log entry that records the acknowledgement
+
+
+class CheckpointCosignatureRow(SQLModel, table=True):
+    """A witness's cosignature (C2SP tlog-cosignature line) of a signed checkpoint, verified when it was received."""
+
+    __tablename__ = "checkpoint_cosignatures"
+    size: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    witness: str = Field(primary_key=True, max_length=200)
+    line: str = Field(max_length=400)  # "— <name> base64(key ID || timestamp || signature)\n"
+    cosigned_at: int = Field(sa_type=sa.BigInteger)  # the cosignature's own timestamp (POSIX seconds)
+    received_at: dt.datetime = Field(default_factory=utcnow)

@@ -49,7 +49,7 @@ from gateway.web.routes.compliance import (
     subject_disclosures,
 )
 from gateway.web.routes.extract import extract
-from gateway.web.routes.log import checkpoint, consistency, public_key
+from gateway.web.routes.log import checkpoint, consistency, public_key, vkey, witnesses
 from gateway.web.routes.ops import healthz, openapi, readyz
 from gateway.web.routes.records import records
 from gateway.web.routes.reidentify import (
@@ -247,6 +247,8 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/admin/actions", list_actions, methods=["GET"]),
         Route("/v1/admin/actions", request_action, methods=["POST"]),
         Route("/v1/admin/actions/{action_id}/confirm", confirm_action, methods=["POST"]),
+        Route("/v1/log/vkey", vkey, methods=["GET"]),
+        Route("/v1/log/witnesses", witnesses, methods=["GET"]),
         Mount("/ui", app=create_ui_app(services)),  # compliance dashboard (HTML; gateway/web/ui)
     ]
     app = Starlette(

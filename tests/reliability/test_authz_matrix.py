@@ -92,6 +92,8 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     "checkpoint": Endpoint("GET", "/v1/log/checkpoint", "research"),
     "consistency": Endpoint("GET", "/v1/log/proof/consistency?first=1&second=1", "research"),
     "public-key": Endpoint("GET", "/v1/log/public-key", "research"),
+    "vkey": Endpoint("GET", "/v1/log/vkey", "research"),
+    "witnesses": Endpoint("GET", "/v1/log/witnesses", "research"),
     "ui": Endpoint("GET", "/ui/", "research"),
     "agreement": Endpoint("GET", "/v1/agreements/research-continuity", "research"),
     "agreement-expired": Endpoint("GET", "/v1/agreements/research-expired", "research"),
@@ -201,6 +203,9 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("checkpoint",         200,     200,      200,        200,    200,      UA),
     ("consistency",        200,     200,      200,        200,    200,      UA),
     ("public-key",         200,     200,      200,        200,    200,      200),  # public by design
+    ("vkey",               200,     200,      200,        200,    200,      200),  # public by design
+    # Any authenticated caller; the harness gateway has no witnesses configured.
+    ("witnesses",          NF,      NF,       NF,         NF,     NF,       UA),
     # Dashboard: compliance, admin and approver (to review versions); without a session, sign in.
     ("ui",                 DASH,    DASH,     200,        200,    200,      303),
     ("ui-risk",            DASH,    DASH,     200,        200,    200,      303),

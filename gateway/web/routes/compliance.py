@@ -55,7 +55,10 @@ _MAX_PAGE = 1000
 def reader(found: Services) -> LogReader:
     if found.database is None:
         raise AuditUnavailableError("this gateway's disclosure log cannot be queried")
-    return LogReader(found.database, flush=found.log.flush)
+    witnessing = found.witnessing
+    if witnessing is None:
+        return LogReader(found.database, flush=found.log.flush)
+    return LogReader(found.database, flush=found.log.flush, witnesses=witnessing.names, quorum=witnessing.quorum)
 
 
 def subject_hash(found: Services, subject_id: str) -> bytes:

@@ -1,10 +1,10 @@
 """Pending actions: dual control of revocation (key destruction), resumption and master-key rotation.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-04 19:20:00
 
-0004 is another branch's; whoever merges both sets ``down_revision`` here to the later of the two.
+Chained after 0004 (checkpoint_cosignatures) when the two branches were merged.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
