@@ -35,6 +35,7 @@ __all__ = [
     "Filter",
     "FilterNotAllowed",
     "check_granularity",
+    "describe_filter",
     "filter_permission",
     "operators_for_type",
     "parse_filters",
@@ -412,3 +413,38 @@ def parse_filters(
                 check_granularity(parsed, column, allowed[field], what)
             result.append(parsed)
     return tuple(result)
+
+
+def _value_format(column: Column, rules: tuple[Rule, ...]) -> str:
+    """How a filter value is written for ``column`` (what ``_scalar`` accepts), and at what granularity."""
+    base = {
+        ColumnType.DATE: "YYYY-MM-DD",
+        ColumnType.BOOLEAN: "true or false",
+        ColumnType.INTEGER: "an integer",
+        ColumnType.NUMBER: "a number",
+    }.get(column.type, f"text of at most {MAX_STRING} characters")
+    for rule in rules:
+        if isinstance(rule, DateTrunc):
+            return f"{base}, on {rule.unit} bounds"
+        if isinstance(rule, Prefix):
+            return f"{base}, a prefix of at most {rule.length} character(s)"
+        if isinstance(rule, Bucket):
+            return f"{base}, on bucket bounds (width {_num(rule.width)})"
+    return base
+
+
+def describe_filter(column: Column, permission: FieldFilter) -> dict[str, Any]:
+    """What a requester may send as a filter on ``column`` (GET /v1/agreements): the operators in their canonical
+    order, the value format and granularity, and the same sentence an error would give. Never a value."""
+    rules = permission.rules
+    lookup = column.cls is ColumnClass.DIRECT_IDENTIFIER or any(isinstance(r, Tokenize | Mask) for r in rules)
+    out: dict[str, Any] = {
+        "operators": [op for op in OPERATORS if op in permission.ops],
+        "type": column.type.value,
+        "value": _value_format(column, rules),
+        "granularity": "; ".join(_granularity(r, column) for r in rules) or "released as is",
+        "lookup_key": lookup,
+    }
+    if "in" in permission.ops:
+        out["max_in_values"] = MAX_IN_VALUES
+    return out

@@ -30,7 +30,7 @@ __all__ = [
     "request_object",
 ]
 
-FORMATS = ("ndjson", "csv")
+FORMATS = ("ndjson", "csv", "parquet")
 _REQUEST_KEYS = frozenset({"filters", "fields", "format", "limit"})
 
 

@@ -28,11 +28,12 @@ from .operators import ContextRedactOp, RedactOp, Redactor, RowOperator, Subject
 from .redact_basic import SUPPORTED_ENTITIES, BasicRedactor
 from .rounding import RoundOp
 from .serialize import FORMULA_PREFIXES, CsvWriter, NdjsonWriter, neutralize_formula, writer_for
-from .tokenize import HmacSha256, TokenizeOp, normalize_identifier, token
+from .tokenize import TOKEN_ALPHABET, HmacSha256, TokenizeOp, normalize_identifier, token
 
 __all__ = [
     "FORMULA_PREFIXES",
     "SUPPORTED_ENTITIES",
+    "TOKEN_ALPHABET",
     "AgeBandOp",
     "BasicRedactor",
     "BucketOp",

@@ -17,7 +17,14 @@ without a byte-order mark. Formula injection (OWASP "CSV Injection", CWE-1236): 
 ``+``, ``-``, ``@``, a tab, a carriage return, a NUL (OWASP ASVS 1.2.10) or the full-width forms of ``=+-@`` is
 prefixed with a single quote ``'`` so that spreadsheets show it as text instead of evaluating it. Only text is
 touched: numbers are written by the CSV writer from int/float values and stay numbers (``-5`` is not quoted).
-Tokens are text: the 1 in 64 that starts with ``-`` is written ``'-...``, which spreadsheets display as ``-...``.
+
+Tokens are not guarded. The guard is for values someone could have chosen (a kept name, a note); a token is an HMAC
+output over ``TOKEN_ALPHABET`` (base64url), which nobody chooses and which holds no character a formula needs to call a
+function or reach outside the sheet (no ``(``, quote, ``|``, ``!``). Guarding them changed the 1 in 64 tokens that
+begin with ``-`` (84 of 4,832 in one extract), so a CSV token no longer matched the NDJSON token of the same row and
+joins across formats failed. A column the caller names in ``verbatim`` (the tokenized ones) is written as it is
+when its value is drawn from the alphabet alone, and guarded like any text otherwise (defence in depth: a value
+there that is not a token is treated as text someone chose).
 
 CSV speed: each batch is checked cell by cell in one comprehension (text and ints inline, other types through a
 function) and written by the C ``csv`` writer. A render-then-scan fast path was measured and dropped: base64url
@@ -33,12 +40,13 @@ import io
 import json.encoder
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from itertools import chain
 from typing import Any
 
 from .errors import TransformError
+from .tokenize import TOKEN_ALPHABET
 
 __all__ = ["FORMULA_PREFIXES", "CsvWriter", "NdjsonWriter", "neutralize_formula", "writer_for"]
 
@@ -46,6 +54,7 @@ __all__ = ["FORMULA_PREFIXES", "CsvWriter", "NdjsonWriter", "neutralize_formula"
 FORMULA_PREFIXES = frozenset("=+-@\t\r\x00\uff1d\uff0b\uff0d\uff20")
 
 _Row = Sequence[Any]
+_TOKEN_TEXT = re.compile("[" + re.escape(TOKEN_ALPHABET) + "]+")
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime, dt.time})
 
 
@@ -203,11 +212,16 @@ def _csv_cell(value: Any) -> Any:
 class CsvWriter:
     """RFC 4180 CSV with a header record, CRLF line ends, UTF-8, and formula-injection neutralization."""
 
-    __slots__ = ("columns",)
+    __slots__ = ("_verbatim", "columns")
     content_type = "text/csv; charset=utf-8"
 
-    def __init__(self, columns: Sequence[str]) -> None:
+    def __init__(self, columns: Sequence[str], *, verbatim: Collection[str] = ()) -> None:
+        """``verbatim``: columns that hold tokens (see the module docstring), written unguarded when token text."""
         self.columns = tuple(columns)
+        unknown = set(verbatim) - set(self.columns)
+        if unknown:
+            raise ValueError(f"verbatim names {len(unknown)} column(s) that are not output columns")
+        self._verbatim = tuple(i for i, c in enumerate(self.columns) if c in verbatim)
 
     @staticmethod
     def _render(rows: Any) -> str:
@@ -242,6 +256,13 @@ class CsvWriter:
             ]
         except TypeError as exc:
             raise TransformError(str(exc)) from None
+        if self._verbatim:
+            token_text = _TOKEN_TEXT.fullmatch
+            for raw, out in zip(rows, cells, strict=True):
+                for j in self._verbatim:
+                    v = raw[j]
+                    if v.__class__ is str and token_text(v) is not None:
+                        out[j] = v
         return _utf8(self._render(cells))
 
 
@@ -252,10 +273,10 @@ def _utf8(text: str) -> bytes:
         raise TransformError("the output contains text that is not valid Unicode (a lone surrogate)") from None
 
 
-def writer_for(fmt: str, columns: Sequence[str]) -> NdjsonWriter | CsvWriter:
-    """The writer of a plan's ``format`` (``ndjson`` or ``csv``)."""
+def writer_for(fmt: str, columns: Sequence[str], *, tokens: Collection[str] = ()) -> NdjsonWriter | CsvWriter:
+    """The writer of a plan's ``format`` (``ndjson`` or ``csv``); ``tokens``: the tokenized output columns."""
     if fmt == "ndjson":
         return NdjsonWriter(columns)
     if fmt == "csv":
-        return CsvWriter(columns)
+        return CsvWriter(columns, verbatim=tokens)
     raise ValueError(f"unknown output format {fmt!r}")

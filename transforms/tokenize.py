@@ -23,10 +23,14 @@ from typing import Any, ClassVar
 
 from .operators import ValueOperator
 
-__all__ = ["MIN_KEY_BYTES", "HmacSha256", "TokenizeOp", "normalize_identifier", "token"]
+__all__ = ["MIN_KEY_BYTES", "TOKEN_ALPHABET", "HmacSha256", "TokenizeOp", "normalize_identifier", "token"]
 
 #: Shortest key accepted (128 bits). Keys come from the key store and are 32 bytes there.
 MIN_KEY_BYTES = 16
+#: Every character a token can hold: the base64url alphabet (RFC 4648 section 5) without padding. The CSV writer
+#: relies on it: a value drawn from it alone cannot call a spreadsheet function (no parenthesis, quote, ``|`` or
+#: ``!``), and the value is an HMAC output nobody chooses, so a token is written as it is, even with a leading ``-``.
+TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"  # noqa: S105 - an alphabet, no secret
 
 _BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from keys import SigningKey, VerifyKey
 from tlog import ed25519_key_hash
 
@@ -39,3 +41,8 @@ class LogVerifier:
 
     def key_hash(self, name: str) -> bytes:
         return ed25519_key_hash(name, self._key.raw)
+
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the raw Ed25519 public key: what a person compares with the key they were given
+        (the deployment's ``log.pub``), independent of the PEM wrapping and of the log's origin line."""
+        return "sha256:" + hashlib.sha256(self._key.raw).hexdigest()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from gateway.cli.actions import add_action_commands, run_action_command
 from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
 from gateway.cli.attribute import add_attribute_command, run_attribute_command
+from gateway.cli.fetch import add_fetch_command, run_fetch
 from gateway.cli.odrl import EXPORT_COMMAND, add_export_command, run_export_command
 from gateway.cli.witness import (
     add_log_witness_args,
@@ -113,6 +114,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_witness_commands(sub)
     add_attribute_command(sub, _deployment_args)
     add_action_commands(sub, _deployment_args)
+    add_fetch_command(sub)
     return parser
 
 
@@ -442,6 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_attribute_command(args, _load_verifier)
         if args.command == "actions":
             return run_action_command(args)
+        if args.command == "fetch":
+            return run_fetch(args)
         return _COMMANDS[args.command](args)
     except (ConfigError, PolicyError, KeysError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -29,7 +29,7 @@ from gateway.release.prepare import Prepared, Row, prepare
 from gateway.release.terms import AgreementTerms, Requester, open_session
 from gateway.services import Services
 from gateway.telemetry import tracing
-from policies import Agreement, ReleasePlan
+from policies import Agreement, ReleasePlan, Tokenize
 from transforms import CsvWriter, NdjsonWriter
 from transforms.egress import EgressBlocked
 
@@ -38,7 +38,36 @@ __all__ = ["GROUP_ROWS", "MEDIA_TYPES", "Release", "release_rows"]
 _log = get_logger("gateway.release")
 #: rows rendered and indexed together per streaming step (a few MB of output at most)
 GROUP_ROWS = 16_000
-MEDIA_TYPES = {"ndjson": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+MEDIA_TYPES = {
+    "ndjson": "application/x-ndjson; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+class _Writer(Protocol):
+    def header(self) -> bytes: ...
+    def batch(self, rows: Sequence[Row]) -> bytes: ...
+
+
+def writer_of(plan: ReleasePlan, columns: Sequence[str]) -> _Writer:
+    """The serializer of ``plan.format``. CSV writes tokenized columns unguarded (transforms.serialize); Parquet
+    takes its column types from the catalog through each field's rule (transforms.parquet)."""
+    if plan.format == "parquet":
+        # Imported here: pyarrow is loaded only by a process that serves a Parquet extract.
+        from transforms.parquet import ParquetKind, ParquetWriter, parquet_kinds
+
+        kinds = dict(parquet_kinds(plan.outputs))
+        return ParquetWriter([(c, kinds.get(c, ParquetKind.STRING)) for c in columns])
+    if plan.format == "csv":
+        return CsvWriter(columns, verbatim=[o.name for o in plan.outputs if isinstance(o.rule, Tokenize)])
+    return NdjsonWriter(columns)
+
+
+def _footer(writer: _Writer) -> bytes:
+    """What a format writes after the last row (the Parquet footer); nothing for NDJSON and CSV."""
+    footer: Callable[[], bytes] | None = getattr(writer, "footer", None)
+    return footer() if footer is not None else b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +118,10 @@ class _Streamer:
         self.order = KeyedOrder(release_order(agreement.id), limit=prepared.plan.limit)
         self.groups: Iterator[tuple[list[bytes], list[Row]]] = iter(())
         self.first_rows = 0
-        fmt = prepared.plan.format
-        self.writer = (
-            NdjsonWriter(prepared.compiled.columns) if fmt == "ndjson" else CsvWriter(prepared.compiled.columns)
-        )
+        self.writer = writer_of(prepared.plan, prepared.compiled.columns)
 
     def head(self) -> bytes:
-        return self.writer.header() if isinstance(self.writer, CsvWriter) else b""
+        return self.writer.header()
 
     def transform(self, batch: list[Row]) -> list[Row]:
         try:
@@ -166,6 +192,8 @@ class _Streamer:
                     await self.session.index_async(subjects, ordered=True)
                     yield tally.add(chunk, count)
                 ahead = None
+            if tail := _footer(self.writer):
+                yield tally.add(tail, 0)
             status = FinishStatus.COMPLETED
         except Exception as exc:
             error = error_code(exc)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.errors import TransformError
-from transforms.serialize import CsvWriter, NdjsonWriter, neutralize_formula, writer_for
+from transforms.serialize import FORMULA_PREFIXES, CsvWriter, NdjsonWriter, neutralize_formula, writer_for
+from transforms.tokenize import TOKEN_ALPHABET
 
 COLUMNS = ("id", "token", "born", "gender", "region", "phone", "income", "flag")
 
@@ -186,3 +187,41 @@ def test_ndjson_lines_do_not_break_in_any_line_reader(breaker: str) -> None:
 def test_ndjson_has_one_line_per_row_for_any_text(values: list[str]) -> None:
     out = NdjsonWriter(["v"]).batch([(v,) for v in values]).decode("utf-8")
     assert [json.loads(line)["v"] for line in out.splitlines()] == values
+
+
+@pytest.mark.parametrize("token", ["-Ab_9xYz0123456789abcd", "_underscore", "-", "plain22charactertokenA"])
+def test_csv_token_columns_are_written_as_the_token(token: str) -> None:
+    """A token (base64url, an HMAC output) is not a formula: the CSV cell equals the NDJSON value, even with '-'."""
+    w = CsvWriter(("token", "note"), verbatim=["token"])
+    assert parse_csv(w.batch([(token, token)])) == [[token, neutralize_formula(token)]]
+    assert json.loads(NdjsonWriter(("token",)).batch([(token,)]))["token"] == token
+
+
+@pytest.mark.parametrize(
+    "attack",
+    ['=HYPERLINK("http://evil","x")', "-2+3", "=cmd|' /C calc'!A0", "@SUM(A1)", "+1", "-1+cmd|'/c calc'!A1", "\t-x"],
+)
+def test_csv_a_token_column_still_guards_what_is_no_token(attack: str) -> None:
+    """Defence in depth: a value in a token column with any character outside the alphabet is guarded like text,
+    and a kept text column is guarded as before."""
+    w = CsvWriter(("token", "kept"), verbatim=["token"])
+    assert parse_csv(w.batch([(attack, attack)])) == [["'" + attack, "'" + attack]]
+
+
+def test_csv_verbatim_must_name_output_columns() -> None:
+    with pytest.raises(ValueError, match="verbatim"):
+        CsvWriter(("a",), verbatim=["b"])
+    assert writer_for("csv", ("a",), tokens=["a"]).batch([("-x",)]) == b"-x\r\n"
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=TOKEN_ALPHABET, min_size=1, max_size=43), st.text(min_size=1, max_size=20))
+def test_csv_tokens_round_trip_and_other_text_stays_guarded(token: str, other: str) -> None:
+    """Any token-alphabet text in a token column comes back as itself; in a kept column the same text and any
+    other text come back guarded exactly when they start like a formula."""
+    w = CsvWriter(("token", "kept", "other"), verbatim=["token"])
+    (row,) = parse_csv(w.batch([(token, token, other)]))
+    assert row[0] == token
+    assert row[1] == neutralize_formula(token)
+    assert row[2] == neutralize_formula(other)
+    assert row[2].startswith("'") or other[:1] not in FORMULA_PREFIXES

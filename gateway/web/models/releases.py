@@ -46,7 +46,7 @@ class Condition(RequestBody):
 class ExtractRequest(RequestBody):
     filters: dict[str, Condition] | Omitted = None
     fields: Annotated[list[str], Field(min_length=1)] | Omitted = None
-    format: Literal["ndjson", "csv"] = "ndjson"
+    format: Literal["ndjson", "csv", "parquet"] = "ndjson"
     limit: Annotated[int, Field(ge=1)] | Omitted = None
 
 
@@ -117,6 +117,75 @@ class AgreementSummary(ResponseBody):
     reidentification: ReidentificationTerms
     role: Literal["party", "oversight"]
     valid_today: bool
+    field_rules: dict[str, FieldTerms] = Field(description="released field -> rule, catalog type, Parquet type")
+    filters: dict[str, FilterTerms] = Field(description="filterable field -> operators and granularity accepted")
+    verifiable: list[str]
+    disclosure_control: DisclosureControlTerms
+    aggregate: AggregateTerms | None
+    formats: list[Literal["ndjson", "csv", "parquet"]]
+    max_rows_per_request: int = Field(description="the effective cap: the agreement's and the gateway's")
+
+
+@inline
+class FieldTerms(ResponseBody):
+    op: str = Field(description="the rule: keep, tokenize, generalize, mask, redact, date_shift, round")
+    type: Literal["string", "integer", "number", "date", "boolean"] = Field(description="catalog type")
+    class_: str = Field(alias="class", description="catalog class (direct_identifier, quasi_identifier, ...)")
+    parquet_type: Literal["string", "int64", "float64", "date32", "bool"]
+    filterable: bool
+    verifiable: bool
+
+
+@inline
+class FilterTerms(ClosedResponse):
+    operators: list[Literal["eq", "in", "prefix", "gte", "lte", "between"]]
+    type: Literal["string", "integer", "number", "date", "boolean"]
+    value: str = Field(description="how a value is written, at what granularity")
+    granularity: str = Field(description="what the release rule lets a filter say (the text an error gives)")
+    lookup_key: bool = Field(description="an identifier, token or masked field: named values only (eq, in)")
+    max_in_values: int | Omitted = None
+
+
+@inline
+class KAnonymityTerms(ClosedResponse):
+    k: int = Field(ge=2)
+    quasi_identifiers: list[str]
+    l_diversity: int | None
+    sensitive: list[str]
+    max_suppression: float
+
+
+@inline
+class EgressTerms(ClosedResponse):
+    on_finding: str
+    exempt: list[str]
+
+
+@inline
+class DisclosureControlTerms(ClosedResponse):
+    k_anonymity: KAnonymityTerms | None
+    egress: EgressTerms
+
+
+@inline
+class DifferentialPrivacyTerms(ResponseBody):
+    epsilon_total: float
+    epsilon_per_query: float
+    epsilon_spent: float | Omitted = None
+    epsilon_remaining: float | Omitted = None
+    queries: int | Omitted = None
+
+
+@inline
+class AggregateTerms(ClosedResponse):
+    dimensions: dict[str, dict[str, Any]] = Field(description="dimension -> the rule its groups are formed at")
+    measures: list[str]
+    min_cell: int
+    zeros_disclosive: bool
+    rounding: dict[str, Any] | None
+    dominance: dict[str, Any] | None
+    perturbation: dict[str, Any] | None
+    differential_privacy: DifferentialPrivacyTerms | None
 
 
 class AgreementList(ClosedResponse):

@@ -1,4 +1,4 @@
-"""POST /v1/agreements/{id}/extract — records under the agreement, transformed, streamed as NDJSON or CSV."""
+"""POST /v1/agreements/{id}/extract — records under the agreement, transformed, streamed as NDJSON, CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ OPENAPI = {
             "requestBody": json_body(ExtractRequest, required=False),
             "responses": {
                 "200": {
-                    "description": "Streamed NDJSON or CSV; X-Disclosure-Id names the log entry",
+                    "description": "Streamed NDJSON, CSV or Parquet; X-Disclosure-Id names the log entry",
                     "headers": DISCLOSURE_ID_HEADER,
-                    "content": {"application/x-ndjson": {}, "text/csv": {}},
+                    "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
                 },
                 **problem_responses(
                     RELEASE_PROBLEMS,
