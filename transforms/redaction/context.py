@@ -140,6 +140,14 @@ class ContextMatcher:
                 raw = context.get(column)
                 if not raw:
                     continue
+                if raw.__class__ is str and len(raw) >= 10 and raw.isascii() and raw.isalnum():
+                    # As registries store them: the canonical digits are then a suffix of ``raw`` upper-cased, of 9
+                    # characters or more (at most a ``G`` or ``0086`` goes), so the eight before the last one are
+                    # in them; when those are digits and not in the text, neither is the value (two C-level tests
+                    # instead of building it).
+                    tail = raw[-9:-1]
+                    if tail.isdigit() and tail not in stripped:
+                        continue
                 digits = _canonical_digits(raw.strip() if isinstance(raw, str) else str(raw), fmt)
                 if len(digits) < _MIN_DIGITS or digits not in stripped:
                     continue
@@ -198,22 +206,23 @@ def _find_name_anyhow(text: str, name: str, out: list[Finding]) -> None:
     again on the folded text (``normalize.fold``): the name written with spaces, invisible characters or inserted
     punctuation between its characters (``王 一 诺``, ``一 诺``), found in the original's offsets."""
     before = len(out)
-    _find_name(text, name, out)
-    given = split_name(name)[1]
+    parts = split_name(name)  # once: the regex check in it costs as much as the search
+    given = parts[1]
+    _find_name(text, name, parts, out)
     if len(out) > before or not given or given[0] not in text:
         return
     folded, origin = fold(text)
     if origin is None:
         return
     more: list[Finding] = []
-    _find_name(folded, name, more)
+    _find_name(folded, name, parts, more)
     for f in more:
         start, end = to_original(origin, f.start, f.end)
         out.append(new_finding(Finding, (f.entity, start, end, f.value)))
 
 
-def _find_name(text: str, name: str, out: list[Finding]) -> None:
-    surname, given = split_name(name)
+def _find_name(text: str, name: str, parts: tuple[str, str], out: list[Finding]) -> None:
+    surname, given = parts  # ``split_name(name)``
     if not surname:  # Latin script or a one-character name: the whole name between word boundaries
         if len(name) < 2:
             return

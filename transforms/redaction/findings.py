@@ -43,6 +43,16 @@ new_finding = tuple.__new__
 
 def drop_contained(findings: Iterable[Finding]) -> list[Finding]:
     """Drop exact duplicates and findings contained in a finding of the same entity (first value wins)."""
+    if findings.__class__ is list and len(findings) == 2:
+        # The usual case with findings (an identifier found by its pattern and by the row's own value): the same
+        # result as below without building a dict and sorting.
+        a, b = findings
+        if a[0] == b[0]:
+            if a[1] <= b[1] and b[2] <= a[2]:
+                return [a]  # b inside a (or the same span: the first value wins)
+            if b[1] <= a[1] and a[2] <= b[2]:
+                return [b]
+        return [a, b] if (a[0], a[1], a[1] - a[2]) <= (b[0], b[1], b[1] - b[2]) else [b, a]
     unique: dict[tuple[str, int, int], Finding] = {}
     for f in findings:
         unique.setdefault((f.entity, f.start, f.end), f)

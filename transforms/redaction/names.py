@@ -94,6 +94,7 @@ _GIVEN = 2
 _CUE = 4
 _LATIN = 8  # a full name that starts or ends with an ASCII letter or digit: matched between word boundaries only
 _KIND_BITS = 4  # value = key length << 4 | kind bits
+_KINDS = (1 << _KIND_BITS) - 1
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -199,7 +200,7 @@ class NameDictionary:
             return
         new = new_finding
         s1, s2 = self._surnames1, self._surnames2
-        full_at = (-1, -1)
+        full_start = full_end = -1
         last_text = len(starts) - 1
         i, base, following = 0, starts[0], starts[1] if last_text else len(joined) + 1
         for last, code in automaton.iter(joined):
@@ -210,22 +211,27 @@ class NameDictionary:
                     following = starts[i + 1] if i < last_text else len(joined) + 1
                 base = starts[i]
             start = end - (code >> _KIND_BITS)
+            kind = code & _KINDS
+            if kind == _FULL:  # the most common hit (a CJK registry name and nothing else): no further tests
+                full_start, full_end = start, end
+                out[i].append(new(Finding, (PERSON, start - base, end - base, joined[start:end])))
+                continue
             found = out[i]
-            if code & _FULL:
-                full_at = (start, end)
+            if kind & _FULL:
+                full_start, full_end = start, end
                 key = joined[start:end]
-                if not code & _LATIN or (
+                if not kind & _LATIN or (
                     not (_is_word_char(key[0]) and start > 0 and _is_word_char(joined[start - 1]))
                     and not (_is_word_char(key[-1]) and end < len(joined) and _is_word_char(joined[end]))
                 ):
                     found.append(new(Finding, (PERSON, start - base, end - base, key)))
-            if code & _GIVEN:
+            if kind & _GIVEN:
                 # (A registry full name reported just before, at the same end, already covers surname + given name.)
-                if start >= 1 and joined[start - 1] in s1 and full_at != (start - 1, end):
+                if (full_end != end or full_start != start - 1) and start >= 1 and joined[start - 1] in s1:
                     found.append(new(Finding, (PERSON, start - 1 - base, end - base, joined[start - 1 : end])))
-                if start >= 2 and joined[start - 2 : start] in s2:
+                if s2 and start >= 2 and joined[start - 2 : start] in s2:
                     found.append(new(Finding, (PERSON, start - 2 - base, end - base, joined[start - 2 : end])))
-            if code & _CUE:
+            if kind & _CUE:
                 self._after_cue(joined, end, base, found)
         i, following = 0, starts[1] if last_text else len(joined) + 1
         for m in self._short_run.finditer(joined):
