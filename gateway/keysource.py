@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keys import KeyRing
 
-__all__ = ["AgreementKeySource", "agreement_owner", "dataset_owner", "domain_owner"]
+__all__ = ["AgreementKeySource", "agreement_owner", "dataset_owner", "domain_owner", "fingerprint_key"]
 
 
 def agreement_owner(agreement_id: str) -> str:
@@ -39,3 +39,10 @@ class AgreementKeySource:
 
     def date_shift_key(self, domain: str | None) -> bytes:
         return self._ring.derive(self._owner(domain), "date-shift").reveal()
+
+
+def fingerprint_key(ring: KeyRing, agreement_id: str, disclosure_id: str, *, version: int | None = None) -> bytes:
+    """The per-disclosure fingerprint key: derived from the agreement's key and the disclosure id, never stored
+    (attribution derives it again from the log's disclosure id; shredding the agreement's key ends it too)."""
+    purpose = f"fingerprint/{disclosure_id}"
+    return ring.derive(agreement_owner(agreement_id), purpose, version=version).reveal()
