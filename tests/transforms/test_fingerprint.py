@@ -154,3 +154,14 @@ def test_an_innocent_is_not_accused_in_many_random_trials() -> None:
 def test_threshold_is_validated() -> None:
     with pytest.raises(ValueError, match="threshold"):
         accuse([1], [("d", [1])], threshold=0.0)
+
+
+def test_risk_is_measured_on_the_unmarked_release() -> None:
+    # Approval measures the re-identification risk of an identified release before any disclosure exists: it must
+    # compile a jittered catalog QI (without a disclosure key) and see the base dates, not fail or mark them.
+    from transforms.risk import classes_view
+
+    plan = make_plan(JITTERED, projection=PROJECTION)
+    view = classes_view(plan, {"enrolled_on": DateShift(30, jitter=1)}, FakeKeys())
+    row = ("C00000001", "2019-07-03", "F", "110105", "2022-09-01")
+    assert view.classes.row(row) == (base_plan().row(row)[4],)  # type: ignore[attr-defined]
