@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from gateway.controls.attribution import Attribution, attribute
 from gateway.controls.leaks import read_leak
 from policies import Catalog, parse_agreement
-from tests.gateway.harness import Env, build_env, sqlite_url
+from tests.gateway.harness import Env
 
 pytestmark = pytest.mark.anyio
 
@@ -41,13 +40,11 @@ fields:
 
 
 @pytest.fixture
-def fp_env(catalog: Catalog, registry_path: Path, tmp_path: Path) -> Iterator[Env]:
-    environment = build_env(catalog, sqlite_url(tmp_path / "gateway.db"), sqlite_url(registry_path))
+def fp_env(env: Env, catalog: Catalog) -> Env:
+    """The real app (gateway database on SQLite and PostgreSQL) with the fingerprinted agreement."""
     agreement = parse_agreement(FINGERPRINTED, catalog, "partner-fingerprinted.yaml")
-    environment.services.agreements[agreement.id] = agreement  # type: ignore[index]
-    yield environment
-    environment.services.close()
-    environment.engine.dispose()
+    env.services.agreements[agreement.id] = agreement  # type: ignore[index]
+    return env
 
 
 async def extract(env: Env, who: str) -> tuple[str, dict[str, dict[str, Any]]]:
