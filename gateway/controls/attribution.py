@@ -435,6 +435,18 @@ def attribution_entry(result: Attribution, *, requested_by: str, reason: str | N
             "findings": len(report["findings"]),
         },
     }
+    fingerprints = {
+        g["agreement"]: {
+            "accused": g["fingerprint"].get("accused", []),
+            "observed_bits": g["fingerprint"]["observed_bits"],
+            "threshold": g["fingerprint"].get("threshold"),
+            "bounds": {s["disclosure"]: s["false_attribution_bound"] for s in g["fingerprint"].get("scores", [])},
+        }
+        for g in report["agreements"]
+        if "fingerprint" in g
+    }
+    if fingerprints:  # the evidence that separated (or could not separate) the candidates, in the signed record
+        entry["result"]["fingerprint"] = fingerprints
     if reason:
         entry["reason"] = reason
     return entry

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.controls.attribution import Attribution, attribute
+from gateway.controls.attribution import Attribution, attribute, attribution_entry
 from gateway.controls.leaks import read_leak
 from policies import Catalog, parse_agreement
 from tests.gateway.harness import Env
@@ -110,6 +110,9 @@ async def test_subset_of_one_copy_names_that_recipient_only(fp_env: Env, tmp_pat
     assert float(scores[mine]["false_attribution_bound"]) < 1e-6
     assert float(scores[other]["false_attribution_bound"]) > 1e-6 and not scores[other]["accused"]
     assert "names 1 of them" in g["explanation"]
+    logged = attribution_entry(result, requested_by="compliance-officer", reason="case 1")["result"]
+    assert logged["disclosures"] == [mine] and logged["fingerprint"]["partner-fingerprinted"]["accused"] == [mine]
+    assert set(logged["fingerprint"]["partner-fingerprinted"]["bounds"]) == {mine, other}
 
 
 async def test_merge_of_two_copies_names_at_least_one_and_never_an_innocent(fp_env: Env, tmp_path: Path) -> None:
