@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from keys import KeyRing
 
 __all__ = ["AgreementKeySource", "agreement_owner", "dataset_owner", "domain_owner", "fingerprint_key"]
@@ -43,6 +46,9 @@ class AgreementKeySource:
 
 def fingerprint_key(ring: KeyRing, agreement_id: str, disclosure_id: str, *, version: int | None = None) -> bytes:
     """The per-disclosure fingerprint key: derived from the agreement's key and the disclosure id, never stored
-    (attribution derives it again from the log's disclosure id; shredding the agreement's key ends it too)."""
-    purpose = f"fingerprint/{disclosure_id}"
-    return ring.derive(agreement_owner(agreement_id), purpose, version=version).reveal()
+    (attribution derives it again from the log's disclosure id; shredding the agreement's key ends it too).
+
+    ``HMAC-SHA-256(HKDF(agreement key, "fingerprint"), disclosure id)``: the ring caches the one per-agreement
+    subkey; a purpose per disclosure would make its derived-key cache grow by one key per release."""
+    base = ring.derive(agreement_owner(agreement_id), "fingerprint", version=version).reveal()
+    return hmac.digest(base, b"dxg-fingerprint-disclosure-v1\x00" + disclosure_id.encode("utf-8"), hashlib.sha256)

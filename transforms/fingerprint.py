@@ -13,11 +13,12 @@ hand edit, a date coarsened by a spreadsheet). A disclosure that did not release
 bit with probability exactly 1/2, independently (its key is an independent PRF key), so its number of agreeing
 bits is Bin(n, 1/2) and the chance that an innocent reaches ``m`` agreements of ``n`` is the binomial tail.
 
-Collusion: where two copies agree the coalition cannot know the bit; where they differ, any mix gives each copy at
-least half of those rows, so the two copies' agreements add up to ``n + n_agree`` and the larger is at least ``3n/4``
-of the rows where both are observed on average. The symmetric Tardos score (+1 per agreeing, -1 per disagreeing bit,
-bias 1/2 for every position) is then a monotone function of the agreement count, so the accusation is the binomial
-tail of each candidate, with a Bonferroni factor for the number of candidates tested.
+Collusion of two: where their copies agree (about half the children) the coalition cannot see the bit and both
+copies match; where they differ, whichever of the two values it keeps is one copy's. So the two agreement counts
+add up to ``n + n_agree`` and the larger is at least ``(n + n_agree) / 2``, about ``3n/4``; a value outside both
+erases the bit. With the bias fixed at 1/2 for every position, the symmetric Tardos score (+1 per agreeing, -1 per
+disagreeing bit) is a monotone function of the agreement count, so the accusation is each candidate's binomial
+tail, times the number of candidates tested (Bonferroni).
 """
 
 from __future__ import annotations
