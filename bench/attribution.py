@@ -4,7 +4,9 @@ Three extracts of one fingerprinted agreement go through the real gateway (uvico
 B, the leaker(s), and one more to B that is never leaked (the innocent). Each attack makes a leak from A's copy (or
 A's and B's together, for collusion) and runs ``gateway attribute``'s function on it in process (not logged: a
 benchmark is no case). Per attack and leak size it reports how often the guilty disclosure(s) alone were named
-(attribution rate), how often an innocent one was named (false-attribution rate), and the best bound. The utility
+(attribution rate), how often an innocent one was accused (false-attribution rate), how often the fingerprint
+decided nothing (ambiguous: the report then lists every candidate that released the children, as without a
+fingerprint), and the best bound. The utility
 cost compares A's release with the same release unmarked, recomputed from the registry.
 """
 
@@ -233,17 +235,16 @@ def run(directory: Path, sizes: list[int], trials: int) -> dict[str, Any]:
     with server(directory) as srv:
         da, a = _extract(srv.url, _key(directory, "pku-education-lab"))
         db, b_rows = _extract(srv.url, _key(directory, "finance-bureau"))
-        dc, _ = _extract(srv.url, _key(directory, "finance-bureau"))  # never leaked
+        _extract(srv.url, _key(directory, "finance-bureau"))  # never leaked: an innocent candidate
     b = {r["child_id"]: r for r in b_rows}
     attribute, close = _attributor(directory)
-    results: dict[str, Any] = {"release_rows": len(a), "disclosures": 3, "trials": trials, "attacks": {}}
+    results: dict[str, Any] = {"release_rows": len(a), "trials": trials, "attacks": {}}
     try:
         for attack in ATTACKS:
             guilty = {da, db} if attack == "collusion" else {da}
-            innocent = {dc} if attack == "collusion" else {db, dc}
             per_size: dict[str, Any] = {}
             for size in sizes:
-                named = false = 0
+                named = false = ambiguous = tested = 0
                 bounds: list[float] = []
                 seconds: list[float] = []
                 for trial in range(trials):
@@ -252,17 +253,28 @@ def run(directory: Path, sizes: list[int], trials: int) -> dict[str, Any]:
                     start = time.perf_counter()
                     report = attribute(data, ".csv" if data[:1] != b"{" else ".ndjson")
                     seconds.append(time.perf_counter() - start)
-                    disclosures = set(report["disclosures"])
-                    named += bool(disclosures) and disclosures <= guilty
-                    false += bool(disclosures & innocent)
-                    for g in report["agreements"]:
-                        for s in g.get("fingerprint", {}).get("scores", []):
-                            if s["disclosure"] in guilty:
-                                bounds.append(float(s["false_attribution_bound"]))
+                    # What the fingerprint accused; without an accusation the report lists every full candidate
+                    # (the ambiguity as before): counted as ambiguous, not as an attribution either way.
+                    fps = [g["fingerprint"] for g in report["agreements"] if "fingerprint" in g]
+                    accused = {d for fp in fps for d in fp.get("accused", [])}
+                    ambiguous += not accused
+                    named += bool(accused) and accused <= guilty
+                    # Every other candidate is innocent: B's unleaked copy, and the copies of earlier runs on a
+                    # reused deployment (they released the same children too).
+                    scored = {s["disclosure"] for fp in fps for s in fp.get("scores", [])}
+                    tested += len(scored - guilty)
+                    false += bool(accused - guilty)
+                    bounds += [
+                        float(s["false_attribution_bound"])
+                        for fp in fps
+                        for s in fp.get("scores", [])
+                        if s["disclosure"] in guilty
+                    ]
                 per_size[str(min(size, len(a)))] = {
                     "attributed": named / trials,
                     "false_attribution": false / trials,
-                    "innocent_candidates_tested": trials * len(innocent),
+                    "ambiguous": ambiguous / trials,
+                    "innocent_candidates_tested": tested,
                     "best_bound": min(bounds) if bounds else None,
                     "seconds": statistics.median(seconds),
                 }

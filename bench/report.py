@@ -212,6 +212,12 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines[:9] + head + [""] + lines[9:]) + f"\nTotal benchmark time: {r.get('elapsed_s', 0):.0f} s.\n"
 
 
+def _bound(bound: float | None) -> str:
+    if bound is None:
+        return "—"
+    return "< 1e-300" if bound < 1e-300 else f"{bound:.1e}"  # binomial tails of thousands of bits underflow
+
+
 def _attribution(at: Any, targets: list[tuple[str, str, str]]) -> list[str]:
     """The fingerprint attacking its own releases (bench/attribution.py, docs/design.md §10)."""
     if not isinstance(at, dict) or "attacks" not in at:
@@ -220,18 +226,20 @@ def _attribution(at: Any, targets: list[tuple[str, str, str]]) -> list[str]:
         "## Attribution of leaks (per-disclosure fingerprint)",
         "",
         f"Three extracts of `bench-fingerprint` ({_n(at['release_rows'])} rows each) through the app: A and B leak, a "
-        f"second copy to B is never leaked; {at['trials']} trial(s) per cell. Attributed: only guilty disclosures "
-        "named; false: an innocent one named.",
+        "second copy to B is never leaked (on a reused deployment, earlier runs' copies are innocent candidates "
+        f"too); {at['trials']} trial(s) per cell. Attributed: only guilty disclosures "
+        "accused; false: an innocent one accused; ambiguous: no accusation below 1e-6 (every full candidate is "
+        "listed, as without a fingerprint).",
         "",
-        "| attack | leaked rows | attributed | false attribution | best bound | s per attribution |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| attack | leaked rows | attributed | false attribution | ambiguous | best bound | s per attribution |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for attack, sizes in at["attacks"].items():
         for size, cell in sizes.items():
             bound = cell["best_bound"]
             lines.append(
                 f"| {attack} | {_n(int(size))} | {cell['attributed']:.0%} | {cell['false_attribution']:.0%} "
-                f"(of {cell['innocent_candidates_tested']}) | {'—' if bound is None else f'{bound:.1e}'} | "
+                f"(of {cell['innocent_candidates_tested']}) | {cell.get('ambiguous', 0):.0%} | {_bound(bound)} | "
                 f"{cell['seconds']:.2f} |"
             )
     u = at.get("utility", {})
@@ -250,7 +258,7 @@ def _attribution(at: Any, targets: list[tuple[str, str, str]]) -> list[str]:
         targets.append(
             (
                 "1,000-row subset of a 100,000-row extract attributed, bound < 1e-6",
-                f"{subset['attributed']:.0%}, bound {subset['best_bound'] or 1:.1e}",
+                f"{subset['attributed']:.0%}, bound {_bound(subset['best_bound'])}",
                 _check(subset["attributed"] == 1 and (subset["best_bound"] or 1) < 1e-6),
             )
         )
