@@ -181,3 +181,41 @@ async def test_the_cli_report_shows_the_scores_and_no_identifier(
     assert out.count("(accused)") == 1
     assert not any(t in out for t in a)  # no token of the file
     assert not any(r["name"] in out for r in a.values() if r["name"])
+
+
+async def test_single_records_are_fingerprinted_too(env: Env, catalog: Catalog, registry_path: Path) -> None:
+    # The record path keys the mark after its write-ahead entry as well: without it the release fails closed.
+    text = FINGERPRINTED.replace("dataset: children\n", "dataset: children\noperations: [record, extract]\n")
+    agreement = parse_agreement(text, catalog, "partner-fingerprinted.yaml")
+    env.services.agreements[agreement.id] = agreement  # type: ignore[index]
+    import sqlite3
+
+    conn = sqlite3.connect(registry_path)
+    try:
+        child, raw = conn.execute(
+            "SELECT child_id, enrollment_date FROM child_registry WHERE enrollment_date IS NOT NULL LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    dates = set()
+    async with env.client() as client:
+        for who in ("research", "finance", "finance", "research"):
+            response = await client.get(f"/v1/agreements/{agreement.id}/records/{child}", headers=env.auth(who))
+            assert response.status_code == 200, response.text
+            dates.add(dt.date.fromisoformat(response.json()["enrollment_date"]))
+    assert max(dates) - min(dates) <= dt.timedelta(days=1)  # the same base shift, marks of one day at most
+    assert all(abs((d - dt.date.fromisoformat(raw[:10])).days) <= 31 for d in dates)
+
+
+async def test_the_preview_of_a_fingerprinted_agreement_shows_marked_samples(env: Env) -> None:
+    from tests.gateway.lifecycle_support import apply, use_store
+
+    use_store(env)
+    async with env.client() as client:
+        assert (await apply(client, env, FINGERPRINTED)).status_code == 201
+        url = "/v1/admin/agreements/partner-fingerprinted/versions/1/preview"
+        response = await client.get(url, headers=env.auth("approver"))
+    assert response.status_code == 200, response.text
+    columns = {c["name"]: c for c in response.json()["columns"]}
+    assert columns["enrollment_date"]["rule"] == {"op": "date_shift", "max_days": 30, "domain": None, "jitter": 1}
+    assert all(dt.date.fromisoformat(s["enrollment_date"]) for s in response.json()["samples"] if s["enrollment_date"])
