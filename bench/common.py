@@ -69,7 +69,10 @@ def _research_text(agreement_id: str, title: str, *, notes: bool, max_suppressio
 
 
 def bench_agreements() -> dict[str, str]:
+    from .attribution import AGREEMENT, AGREEMENT_ID  # the attribution benchmark's own agreement
+
     return {
+        AGREEMENT_ID: AGREEMENT,
         "bench-passthrough": PASSTHROUGH,
         "bench-research-small": _research_text(
             "bench-research-small",

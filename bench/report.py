@@ -201,6 +201,7 @@ def render(r: dict[str, Any]) -> str:
             for size, item in lg.get("proofs", {}).items():
                 lines.append(f"| {_n(int(size))} | {item['hashes']} | {item['ms']:.2f} |")
         lines.append("")
+    lines += _attribution(r.get("attribution"), targets)
     head = ["## Targets (docs/design.md §9)", "", "| target | measured | |", "|---|---|---|"]
     head += [f"| {t} | {v} | {c} |" for t, v, c in targets]
     head += [
@@ -209,6 +210,60 @@ def render(r: dict[str, Any]) -> str:
         "[performance.md](performance.md).",
     ]
     return "\n".join(lines[:9] + head + [""] + lines[9:]) + f"\nTotal benchmark time: {r.get('elapsed_s', 0):.0f} s.\n"
+
+
+def _bound(bound: float | None) -> str:
+    if bound is None:
+        return "—"
+    return "< 1e-300" if bound < 1e-300 else f"{bound:.1e}"  # binomial tails of thousands of bits underflow
+
+
+def _attribution(at: Any, targets: list[tuple[str, str, str]]) -> list[str]:
+    """The fingerprint attacking its own releases (bench/attribution.py, docs/design.md §10)."""
+    if not isinstance(at, dict) or "attacks" not in at:
+        return [] if at is None else ["## Attribution of leaks (fingerprint)", "", f"Not measured: {_dump(at)}", ""]
+    lines = [
+        "## Attribution of leaks (per-disclosure fingerprint)",
+        "",
+        f"Three extracts of `bench-fingerprint` ({_n(at['release_rows'])} rows each) through the app: A and B leak, a "
+        "second copy to B is never leaked (on a reused deployment, earlier runs' copies are innocent candidates "
+        f"too); {at['trials']} trial(s) per cell. Attributed: only guilty disclosures "
+        "accused; false: an innocent one accused; ambiguous: no accusation below 1e-6 (every full candidate is "
+        "listed, as without a fingerprint).",
+        "",
+        "| attack | leaked rows | attributed | false attribution | ambiguous | best bound | s per attribution |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for attack, sizes in at["attacks"].items():
+        for size, cell in sizes.items():
+            bound = cell["best_bound"]
+            lines.append(
+                f"| {attack} | {_n(int(size))} | {cell['attributed']:.0%} | {cell['false_attribution']:.0%} "
+                f"(of {cell['innocent_candidates_tested']}) | {cell.get('ambiguous', 0):.0%} | {_bound(bound)} | "
+                f"{cell['seconds']:.2f} |"
+            )
+    u = at.get("utility", {})
+    if u:
+        lines += [
+            "",
+            f"Utility cost on {_n(u['rows'])} rows: {u['cells_changed_share']:.1%} of released cells differ from the "
+            f"unmarked release; enrollment date mean {u['enrollment_date_mean_shift_days']:+.3f} days, standard "
+            f"deviation {u['enrollment_date_stdev_change_days']:+.3f} days; age at enrollment mean "
+            f"{u['age_at_enrollment_mean_change_days']:+.3f} days, standard deviation "
+            f"{u['age_at_enrollment_stdev_change_days']:+.3f} days; {u['enrollment_year_changed_share']:.2%} of "
+            "enrollment years changed.",
+        ]
+    subset = at["attacks"].get("subset", {}).get("1000")
+    if subset is not None and at["release_rows"] >= 100_000:
+        targets.append(
+            (
+                "1,000-row subset of a 100,000-row extract attributed, bound < 1e-6",
+                f"{subset['attributed']:.0%}, bound {_bound(subset['best_bound'])}",
+                _check(subset["attributed"] == 1 and (subset["best_bound"] or 1) < 1e-6),
+            )
+        )
+    lines.append("")
+    return lines
 
 
 def _dump(value: Any) -> str:

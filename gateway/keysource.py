@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from keys import KeyRing
 
-__all__ = ["AgreementKeySource", "agreement_owner", "dataset_owner", "domain_owner"]
+__all__ = ["AgreementKeySource", "agreement_owner", "dataset_owner", "domain_owner", "fingerprint_key"]
 
 
 def agreement_owner(agreement_id: str) -> str:
@@ -39,3 +42,13 @@ class AgreementKeySource:
 
     def date_shift_key(self, domain: str | None) -> bytes:
         return self._ring.derive(self._owner(domain), "date-shift").reveal()
+
+
+def fingerprint_key(ring: KeyRing, agreement_id: str, disclosure_id: str, *, version: int | None = None) -> bytes:
+    """The per-disclosure fingerprint key: derived from the agreement's key and the disclosure id, never stored
+    (attribution derives it again from the log's disclosure id; shredding the agreement's key ends it too).
+
+    ``HMAC-SHA-256(HKDF(agreement key, "fingerprint"), disclosure id)``: the ring caches the one per-agreement
+    subkey; a purpose per disclosure would make its derived-key cache grow by one key per release."""
+    base = ring.derive(agreement_owner(agreement_id), "fingerprint", version=version).reveal()
+    return hmac.digest(base, b"dxg-fingerprint-disclosure-v1\x00" + disclosure_id.encode("utf-8"), hashlib.sha256)

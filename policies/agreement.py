@@ -31,7 +31,7 @@ from .filters import (
     filter_permission,
     parse_filters,
 )
-from .rules import Drop, Redact, Rule, Tokenize, describe_rule, parse_rule
+from .rules import DateShift, Drop, Redact, Rule, Tokenize, describe_rule, parse_rule
 
 __all__ = [
     "OPERATIONS",
@@ -355,6 +355,14 @@ def _k_anonymity(node: Node, dataset: Dataset, released: Mapping[str, Rule]) -> 
         for name in sensitive:
             if name not in released:
                 ld["sensitive"].fail(f"sensitive column {name!r} is not released by this agreement")
+    for name in [*qis, *sensitive]:
+        rule = released[name]
+        if isinstance(rule, DateShift) and rule.jitter:
+            # The fingerprint must change no equivalence class and no l-diversity count (docs/design.md §10).
+            spec["quasi_identifiers"].fail(
+                f"field {name!r} carries a fingerprint jitter: a quasi-identifier or sensitive column must be the same "
+                "in every disclosure, so fingerprint a date that is neither"
+            )
     max_suppression = spec["max_suppression"].as_number(minimum=0) if "max_suppression" in spec else 0.05
     if max_suppression > 1:
         spec["max_suppression"].fail("max_suppression is a fraction between 0 and 1")

@@ -60,12 +60,14 @@ LINT_CODES = {
     "low-threshold": "warning",
     "reidentification-enabled": "warning",
     "shared-token-domain": "warning",
+    # Appended: not a defect, the approver's explanation of what a declared fingerprint costs (docs/design.md §10).
+    "fingerprint-cost": "info",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    severity: str  # "error" | "warning"
+    severity: str  # "error" | "warning" | "info" (an explanation for approvers, never blocking)
     code: str
     path: str
     message: str
@@ -171,6 +173,16 @@ def lint_agreement(agreement: Agreement) -> list[Finding]:
                 "raw-quasi-identifier",
                 path,
                 "quasi-identifier released without generalization or k-anonymity; it helps re-identify by linkage",
+            )
+        if isinstance(rule, DateShift) and rule.jitter:
+            add(
+                "info",
+                "fingerprint-cost",
+                path,
+                f"per-disclosure fingerprint: each child's {name} (and every other jittered date of the child) moves "
+                f"by 0 or {rule.jitter} day(s) more than the agreed shift, chosen per disclosure; intervals between "
+                f"a child's dates are unchanged, about half of the values differ by {rule.jitter} day(s) from the "
+                "unfingerprinted release, and two recipients' copies differ in about half of the rows",
             )
         if column.cls is ColumnClass.FREE_TEXT and not isinstance(rule, Redact):
             add(

@@ -7,7 +7,7 @@ the first row arrives.
 YAML forms (see docs/agreements.md):
   keep | drop | tokenize | {tokenize: {domain: d, length: n}} | {mask: {keep_first: n, keep_last: n, char: "*"}}
   {generalize: year|quarter|month} | {generalize: {age_band: {width: n, at: DATE}}} | {generalize: {prefix: n}}
-  {generalize: {bucket: width}} | {date_shift: {max_days: n, domain: d}} | {round: {base: n}}
+  {generalize: {bucket: width}} | {date_shift: {max_days: n, domain: d, jitter: j}} | {round: {base: n}}
   {redact: [ENTITY, ...]} | {redact: {entities: [...], replace: entity|token}}
 """
 
@@ -105,10 +105,15 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class DateShift:
-    """Shift a date by a keyed offset in [-max_days, +max_days], the same for every date of the same subject."""
+    """Shift a date by a keyed offset in [-max_days, +max_days], the same for every date of the same subject.
+
+    ``jitter`` (0: none) adds, per disclosure, 0 or ``jitter`` days chosen by a keyed bit of the disclosure and the
+    subject: the per-disclosure fingerprint (``transforms.fingerprint``, docs/design.md §10).
+    """
 
     max_days: int
     domain: str | None = None
+    jitter: int = 0
     name = "date_shift"
 
 
@@ -244,9 +249,12 @@ def parse_rule(node: Node, column: Column) -> Rule:
         return _parse_generalize(arg, column)
     if op == "date_shift":
         _check_type(node, column, frozenset({ColumnType.DATE}), "date_shift")
-        opts = arg.mapping(allowed={"max_days", "domain"}, required={"max_days"})
+        opts = arg.mapping(allowed={"max_days", "domain", "jitter"}, required={"max_days"})
         domain = _domain(opts["domain"]) if "domain" in opts else None
-        return DateShift(opts["max_days"].as_int(minimum=1, maximum=3650), domain)
+        max_days = opts["max_days"].as_int(minimum=1, maximum=3650)
+        # A jitter wider than the shift itself would move dates by more than the agreement already tolerates.
+        jitter = opts["jitter"].as_int(minimum=1, maximum=min(7, max_days)) if "jitter" in opts else 0
+        return DateShift(max_days, domain, jitter)
     if op == "round":
         _check_type(node, column, _NUMERIC, "round")
         opts = arg.mapping(allowed={"base"}, required={"base"})
@@ -285,7 +293,10 @@ def _described(rule: Rule) -> dict[str, object]:
     if isinstance(rule, Bucket):
         return {"op": "generalize", "to": "bucket", "width": _num(rule.width)}
     if isinstance(rule, DateShift):
-        return {"op": "date_shift", "max_days": rule.max_days, "domain": rule.domain}
+        out: dict[str, object] = {"op": "date_shift", "max_days": rule.max_days, "domain": rule.domain}
+        if rule.jitter:  # only when declared: plans logged before the fingerprint keep their exact description
+            out["jitter"] = rule.jitter
+        return out
     if isinstance(rule, Round):
         return {"op": "round", "base": _num(rule.base)}
     return {"op": "redact", "entities": list(rule.entities), "replace": rule.replace}

@@ -90,6 +90,13 @@ def cell_text(value: Any) -> str | None:
     return text
 
 
+def _plus_days(iso: str, days: int) -> str:
+    try:
+        return (dt.date.fromisoformat(iso) + dt.timedelta(days=days)).isoformat()
+    except ValueError:
+        return iso
+
+
 @dataclass(frozen=True, slots=True)
 class LeakedTable:
     """A leaked file as cells: rows of equal width (short rows padded), values already :func:`cell_text`. Column
@@ -144,6 +151,10 @@ class _Field:
 @dataclass
 class _Agreement:
     fields: dict[str, _Field]
+    #: fingerprinted fields (``date_shift`` with a jitter) -> jitter in days: the leaked date is base or base + j
+    jitter: dict[str, int] = field(default_factory=dict)
+    #: matched subject -> its unfingerprinted (base) date text per jittered field, to read the mark bits later
+    base: dict[Any, dict[str, str]] = field(default_factory=dict)
     #: subject key -> leaked rows whose keyed/clear cells named it
     subjects: dict[Any, set[int]] = field(default_factory=dict)
     #: subjects seen only through clear identifiers, without a second distinctive cell
@@ -204,11 +215,16 @@ class LeakMatcher:
     ) -> None:  # (name, operator, strength, domain)
         self._agreements[agreement_id] = _Agreement({n: _Field(n, op, s, d) for n, op, s, d in fields})
 
+    def declare_jitter(self, agreement_id: str, jitter: Mapping[str, int]) -> None:
+        """Fields of ``agreement_id`` released with a per-disclosure jitter; ``observe`` then gets their base
+        (unmarked) values and accepts base or base + jitter days as agreeing."""
+        self._agreements[agreement_id].jitter = dict(jitter)
+
     def observe(self, agreement_id: str, subject: Any, released: Mapping[str, Any]) -> None:
         """One registry subject's values as ``agreement_id`` releases them (field name -> value)."""
         state = self._agreements[agreement_id]
         index = self._index
-        texts: dict[str, str] | None = None
+        texts: list[tuple[str, str]] | None = None
         for name, spec in state.fields.items():
             if spec.strength not in (KEYED, CLEAR):
                 continue
@@ -216,13 +232,42 @@ class LeakMatcher:
             if value is None or value not in index:
                 continue
             if texts is None:
-                texts = {n: t for n, v in released.items() if n in state.fields and (t := cell_text(v)) is not None}
+                texts = [(n, t) for n, v in released.items() if n in state.fields and (t := cell_text(v)) is not None]
+                for n, j in state.jitter.items():
+                    base = cell_text(released.get(n))
+                    if base is not None:
+                        texts.append((n, _plus_days(base, j)))
+                        state.base.setdefault(subject, {})[n] = base
             for row, col in index[value]:
                 self._hit(state, subject, spec, row, col, texts)
 
-    def _hit(self, state: _Agreement, subject: Any, spec: _Field, row: int, col: int, texts: Mapping[str, str]) -> None:
+    def fingerprint_bits(self, agreement_id: str, columns: Sequence[ColumnEvidence]) -> dict[Any, int]:
+        """The mark bit each matched subject shows in the recognised jittered ``columns``: 0 (base date), 1 (base +
+        jitter), -1 (erased: another value, an empty cell, or rows of the subject that disagree, as in a merge of
+        two copies). One bit per subject, whatever its number of rows: the bits of an innocent disclosure are then
+        independent fair coins, which the false-attribution bound assumes."""
+        state = self._agreements[agreement_id]
+        marked = [(c.position - 1, c.released_field) for c in columns if c.released_field in state.jitter]
+        out: dict[Any, int] = {}
+        if not marked:
+            return out
+        for subject, rows in state.subjects.items():
+            base = state.base.get(subject, {})
+            seen: set[int] = set()
+            for row in rows:
+                for col, name in marked:
+                    cell, b = self._table.rows[row][col], base.get(name)
+                    if b is None or cell is None:
+                        continue
+                    seen.add(0 if cell == b else 1 if cell == _plus_days(b, state.jitter[name]) else -1)
+            out[subject] = seen.pop() if len(seen) == 1 else -1
+        return out
+
+    def _hit(
+        self, state: _Agreement, subject: Any, spec: _Field, row: int, col: int, texts: Sequence[tuple[str, str]]
+    ) -> None:
         cells = self._table.rows[row]
-        agreeing = [(name, c) for c, v in enumerate(cells) if c != col for name, t in texts.items() if t == v]
+        agreeing = [(name, c) for c, v in enumerate(cells) if c != col for name, t in texts if t == v]
         distinctive = [(n, c) for n, c in agreeing if n != spec.name and state.fields[n].strength != CORROBORATING]
         if spec.strength == CLEAR and not distinctive:
             if subject not in state.subjects:

@@ -46,6 +46,7 @@ from policies.rules import (
 
 from .dates import DateShiftOp, SubjectOffsets
 from .errors import PlanCompileError, ValueTransformError
+from .fingerprint import DisclosureMark
 from .generalize import AgeBandOp, BucketOp, DateTruncOp, PrefixOp
 from .mask import MaskOp
 from .operators import ContextRedactOp, RedactOp, Redactor, RowOperator, SubjectOperator, ValueOperator
@@ -152,6 +153,7 @@ def _build(
     reference_date: dt.date,
     redactor_factory: RedactorFactory,
     context_index: Mapping[str, int] | None = None,
+    mark: DisclosureMark | None = None,
 ) -> FieldOperator | None:
     """The operator of one field; ``None`` for ``keep`` (compiled as plain indexing)."""
     if isinstance(rule, Keep):
@@ -169,7 +171,10 @@ def _build(
     if isinstance(rule, Bucket):
         return BucketOp(rule.width)
     if isinstance(rule, DateShift):
-        return DateShiftOp(keys.offsets(rule.domain), rule.max_days)
+        if rule.jitter and mark is None:
+            # Fail closed: a fingerprinted field is never released unmarked by a caller that forgot the mark.
+            raise PlanCompileError(f"column {column.name!r} is fingerprinted and the plan was compiled without a mark")
+        return DateShiftOp(keys.offsets(rule.domain), rule.max_days, jitter=rule.jitter, mark=mark)
     if isinstance(rule, Round):
         return RoundOp(rule.base)
     if isinstance(rule, Redact):
@@ -371,13 +376,15 @@ def compile_fields(
     redactor_factory: RedactorFactory | None = None,
     context_index: Mapping[str, int] | None = None,
     egress: RowScanner | None = None,
+    mark: DisclosureMark | None = None,
 ) -> CompiledPlan:
     """Compile output fields read from rows whose index 0 is the subject key.
 
     ``subject_format`` is the catalog format of the subject key (it normalizes the id that date shifts hash);
     ``projection_width``, when given, bounds the source indices; ``context_index`` maps fetched column names to
     their row index, for redactors that declare ``context_columns`` (the row values they look for in the text);
-    ``egress`` checks every transformed batch before ``rows``/``row`` return it.
+    ``egress`` checks every transformed batch before ``rows``/``row`` return it; ``mark`` is the disclosure's
+    fingerprint (``transforms.fingerprint``), required when a rule declares a jitter.
     """
     ctx = _Keys(keys, subject_format)
     if redactor_factory is None:
@@ -392,7 +399,7 @@ def compile_fields(
         if projection_width is not None and index >= projection_width:
             raise PlanCompileError(f"the source index of {field.name!r} is outside the projection")
         try:
-            op = _build(field.rule, field.column, ctx, reference_date, redactor_factory, context_index)
+            op = _build(field.rule, field.column, ctx, reference_date, redactor_factory, context_index, mark)
         except (ValueError, TypeError) as exc:
             raise PlanCompileError(f"column {field.name!r}: {exc}") from None
         fields.append((field.name, index, op))
@@ -407,8 +414,10 @@ def compile_plan(
     *,
     redactor_factory: RedactorFactory | None = None,
     egress: RowScanner | None = None,
+    mark: DisclosureMark | None = None,
 ) -> CompiledPlan:
-    """Compile ``plan`` (a ``policies.plan.ReleasePlan``) with key bytes from ``keys``; ``egress`` scans the output."""
+    """Compile ``plan`` (a ``policies.plan.ReleasePlan``) with key bytes from ``keys``; ``egress`` scans the output;
+    ``mark`` fingerprints jittered fields."""
     if not plan.projection:
         raise PlanCompileError("the plan fetches no column (index 0 must be the subject key)")
     subject = plan.dataset.column(plan.projection[0])
@@ -421,4 +430,5 @@ def compile_plan(
         redactor_factory=redactor_factory,
         context_index={name: index for index, name in enumerate(plan.projection)},
         egress=egress,
+        mark=mark,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
+from .fingerprint import DisclosureMark
 from .operators import SubjectOperator
 from .tokenize import HmacSha256, normalize_identifier
 
@@ -77,27 +78,49 @@ class SubjectOffsets:
 
 
 class DateShiftOp(SubjectOperator):
-    """``date_shift``: ``fn(value, subject)`` returns the shifted date as ISO text (``YYYY-MM-DD``)."""
+    """``date_shift``: ``fn(value, subject)`` returns the shifted date as ISO text (``YYYY-MM-DD``).
+
+    With ``jitter`` and a ``mark`` (``transforms.fingerprint``), ``mark.bit(subject) * jitter`` days are added: the
+    per-disclosure fingerprint, the same for every date of the subject so intervals survive.
+    """
 
     opaque_output: ClassVar[bool] = True
 
-    __slots__ = ("max_days",)
+    __slots__ = ("jitter", "max_days")
     name = "date_shift"
 
-    def __init__(self, offsets: SubjectOffsets, max_days: int) -> None:
+    def __init__(
+        self, offsets: SubjectOffsets, max_days: int, *, jitter: int = 0, mark: DisclosureMark | None = None
+    ) -> None:
         if max_days < 1:
             raise ValueError("max_days is at least 1")
+        if jitter < 0 or (jitter and mark is None):
+            raise ValueError("a jitter needs the disclosure's fingerprint mark")
         self.max_days = max_days
+        self.jitter = jitter
         number = offsets.number
         span = 2 * max_days + 1
         delta = dt.timedelta
 
-        def fn(value: Any, subject: Any) -> Any:
-            if value is None:
-                return None
-            return (as_date(value) + delta(days=number(subject) % span - max_days)).isoformat()
+        if not jitter or mark is None:
+
+            def fn(value: Any, subject: Any) -> Any:
+                if value is None:
+                    return None
+                return (as_date(value) + delta(days=number(subject) % span - max_days)).isoformat()
+
+        else:
+            bit = mark.bit
+
+            def fn(value: Any, subject: Any) -> Any:
+                if value is None:
+                    return None
+                days = number(subject) % span - max_days + bit(subject) * jitter
+                return (as_date(value) + delta(days=days)).isoformat()
 
         self.fn = fn
 
     def params(self) -> dict[str, object]:
+        if self.jitter:
+            return {"max_days": self.max_days, "jitter": self.jitter}
         return {"max_days": self.max_days}

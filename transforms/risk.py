@@ -26,6 +26,7 @@ from policies.plan import OutputField, ReleasePlan
 from policies.rules import Rule
 
 from .compile import CompiledPlan, KeySource, compile_fields
+from .fingerprint import DisclosureMark
 
 __all__ = [
     "ClassesView",
@@ -171,6 +172,11 @@ def classes_view(
         "reference_date": plan.reference_date,
         "subject_format": subject.format if subject is not None else None,
         "projection_width": len(projection),
+        # Classes of the unmarked release. A fingerprint jitter is refused on k-anonymity quasi-identifiers and
+        # sensitive columns (policies.agreement), so k-anonymity classes are never marked. On a catalog QI of an
+        # identified release it moves a day-level date by 0 or j days: still day-level, so a disclosure's risk has
+        # the measured one's distribution (which children share a day may differ, not how many).
+        "mark": DisclosureMark.unmarked(),
     }
     extended = dataclasses.replace(plan, projection=tuple(projection), limit=None)
     return ClassesView(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from transforms.fingerprint import DEFAULT_THRESHOLD
 
 __all__ = ["add_attribute_command", "run_attribute_command"]
 
@@ -39,6 +40,12 @@ def add_attribute_command(sub: Any, deployment_args: Callable[[argparse.Argument
     attribute.add_argument("--json", action="store_true", help="print the full report as JSON")
     attribute.add_argument("--public-key", type=Path, default=None, help="verify: the log's public key (log.pub)")
     attribute.add_argument("--content", type=Path, default=None, help="verify: the leaked file, to check its digest")
+    attribute.add_argument(
+        "--max-false-attribution",
+        type=_probability,
+        default=DEFAULT_THRESHOLD,
+        help="name a fingerprinted disclosure only below this false-attribution probability (default 1e-6)",
+    )
 
 
 def _operator() -> str:
@@ -64,6 +71,13 @@ def _print_report(report: dict[str, Any], index: int) -> None:
                 f"  {c['role']:>7} disclosure {c['disclosure']}: {c['released_subjects']} of {group['subjects']} "
                 f"subjects (coverage {c['coverage']}), v{c['agreement_version']}, recipient {c['recipient']}, "
                 f"approved by {c['approved_by']}, {c['started_at']}, {c['status']}, {c['rows']} rows"
+            )
+        fp = group.get("fingerprint")
+        for score in fp.get("scores", []) if fp else []:
+            print(
+                f"  fingerprint of {score['disclosure']}: {score['agreeing_bits']} of {score['observed_bits']} marks "
+                f"agree, false-attribution bound {score['false_attribution_bound']}"
+                + (" (accused)" if score["accused"] else "")
             )
     for finding in report["findings"]:
         print(f"finding: {finding}")
@@ -95,6 +109,16 @@ def _load_agreements(engine: Any, catalog: Any) -> dict[str, Any]:
         except PolicyError as exc:
             print(f"note: agreement {agreement_id} v{version.version} skipped: {exc}", file=sys.stderr)
     return out
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:20]!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError("a probability strictly between 0 and 1")
+    return value
 
 
 def _attribute(args: argparse.Namespace, path: Path) -> int:
@@ -131,6 +155,7 @@ def _attribute(args: argparse.Namespace, path: Path) -> int:
                 keyring=ring,
                 engine=engine,
                 today=dt.datetime.now(dt.UTC).date(),
+                threshold=args.max_false_attribution,
             )
             index, statement = record_attribution(
                 log, LogReader(engine), result, requested_by=args.requested_by or _operator(), reason=args.reason

@@ -23,7 +23,7 @@ from gateway.audit.log import DisclosureLog
 from gateway.audit.reader import LogReader
 from gateway.audit.subjects import LogKeys
 from gateway.connectors import Connector
-from gateway.keysource import agreement_owner, domain_owner
+from gateway.keysource import agreement_owner, domain_owner, fingerprint_key
 from keys import KeyDestroyedError, KeyRing
 from policies import Agreement, DateShift, Keep, Redact, ReleasePlan, Tokenize
 from policies.catalog import ColumnClass, ColumnType, Dataset
@@ -40,6 +40,7 @@ from transforms.attribution import (
     LeakMatcher,
     rank_disclosures,
 )
+from transforms.fingerprint import DEFAULT_THRESHOLD, DisclosureMark, accuse
 
 __all__ = ["Attribution", "attribute", "attribution_entry", "record_attribution"]
 
@@ -166,6 +167,9 @@ def _match(
         datasets[agreement.dataset.name] = agreement.dataset
         subject = agreement.dataset.column(agreement.dataset.subject_key)
         matcher.declare(agreement.id, [(o.name, o.rule.name, _strength(o), _domain(o)) for o in plan.outputs])
+        jitter = _jitter(plan)
+        if jitter:
+            matcher.declare_jitter(agreement.id, jitter)
         names = [o.name for o in plan.outputs]
         try:
             steps = _key_steps(ring, agreement, plan)
@@ -176,6 +180,8 @@ def _match(
                     reference_date=today,
                     subject_format=subject.format if subject is not None else None,
                     projection_width=len(plan.projection),
+                    # the base date every disclosure shares; each disclosure's mark is read from it afterwards
+                    mark=DisclosureMark.unmarked(),
                 )
                 for batch in connector.stream(plan, batch_rows=batch_rows):
                     for raw, out in zip(batch, compiled.rows(batch), strict=True):
@@ -192,6 +198,55 @@ def _match(
         for raw in _rows(connector, plan, batch_rows):
             matcher.observe_raw(raw[0], dict(zip(names, raw, strict=True)))
     return matcher
+
+
+def _jitter(plan: ReleasePlan) -> dict[str, int]:
+    return {o.name: o.rule.jitter for o in plan.outputs if isinstance(o.rule, DateShift) and o.rule.jitter}
+
+
+def _fingerprint(
+    matcher: LeakMatcher,
+    match: AgreementMatch,
+    agreement: Agreement,
+    candidates: list[Candidate],
+    ring: KeyRing,
+    threshold: float,
+    today: dt.date,
+) -> dict[str, Any] | None:
+    """Several ``full`` candidates: score each one's fingerprint against the leaked marks (transforms.fingerprint).
+    Every stored version of the agreement's key is tried, and counted in the Bonferroni factor."""
+    full = [c for c in candidates if c.role == "full"]
+    jitter = _jitter(_plan(agreement, today))
+    if len(full) < 2 or not jitter:
+        return None
+    bits = matcher.fingerprint_bits(match.agreement_id, match.columns)
+    subjects = sorted(bits, key=str)
+    observed = [bits[s] for s in subjects]
+    subject = agreement.dataset.column(agreement.dataset.subject_key)
+    fmt = subject.format if subject is not None else None
+    try:
+        versions: list[int | None] = [*ring.versions(agreement_owner(agreement.id))] or [None]
+    except KeyDestroyedError:
+        return {"observed_bits": 0, "note": "the agreement's keys were destroyed: its fingerprints cannot be read"}
+    tests = []
+    for c in full:
+        for version in versions:
+            key = fingerprint_key(ring, agreement.id, c.disclosure.disclosure_id, version=version)
+            mark = DisclosureMark.keyed(key, fmt)
+            tests.append((c.disclosure.disclosure_id, [mark.bit(s) for s in subjects]))
+    scored = accuse(observed, tests, threshold=threshold)
+    best: dict[str, Any] = {}
+    for a in scored:  # best version of each disclosure first (sorted)
+        best.setdefault(a.disclosure_id, a)
+    return {
+        "columns": sorted({c.position for c in match.columns if c.released_field in jitter}),
+        "observed_bits": sum(1 for o in observed if o >= 0),
+        "erased_bits": sum(1 for o in observed if o < 0),
+        "threshold": f"{threshold:.0e}",
+        "tests": len(tests),
+        "accused": sorted(d for d, a in best.items() if a.accused),
+        "scores": [a.json() for a in best.values()],
+    }
 
 
 def _candidate_json(c: Candidate) -> dict[str, Any]:
@@ -235,6 +290,23 @@ def _explain(match: AgreementMatch, candidates: list[Candidate], unexplained: in
     return text
 
 
+def _explain_fingerprint(fp: dict[str, Any]) -> str:
+    if not fp.get("observed_bits"):
+        return (
+            " The agreement fingerprints its releases, but the file shows none of the marks (the dates were "
+            "dropped or changed)."
+        )
+    if fp["accused"]:
+        return (
+            f" The per-disclosure fingerprint ({fp['observed_bits']} marked rows) names {len(fp['accused'])} of them, "
+            f"each with a false-attribution probability below {fp['threshold']}."
+        )
+    return (
+        f" The per-disclosure fingerprint ({fp['observed_bits']} marked rows) names none of them below a "
+        f"false-attribution probability of {fp['threshold']}: still ambiguous."
+    )
+
+
 def attribute(
     table: LeakedTable,
     data: bytes,
@@ -246,8 +318,12 @@ def attribute(
     engine: Engine,
     today: dt.date,
     batch_rows: int = 2000,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> Attribution:
-    """Attribute the leaked ``table`` (read from the bytes ``data``, for its digest) to logged disclosures."""
+    """Attribute the leaked ``table`` (read from the bytes ``data``, for its digest) to logged disclosures.
+
+    Where several disclosures released every matched subject and the agreement fingerprints its releases, only
+    those whose fingerprint score has a false-attribution bound below ``threshold`` are named."""
     notes: list[str] = []
     matcher = _match(table, agreements, connector, keyring, today, batch_rows, notes)
     keys = LogKeys.of(keyring)
@@ -264,22 +340,28 @@ def attribute(
             # child id): not evidence of anything, unlike tokens of a key no disclosure used.
             consistent.append(match.agreement_id)
             continue
-        for c in candidates:
-            if c.role in ("full", "part"):
-                named[c.disclosure.disclosure_id] = c
-        groups.append(
-            {
-                "agreement": match.agreement_id,
-                "evidence": "keyed" if match.keyed else "clear",
-                "subjects": len(match.subjects),
-                "rows": match.rows,
-                "uncorroborated_subjects": match.uncorroborated,
-                "unexplained_subjects": unexplained,
-                "columns": [c.json() for c in match.columns],
-                "candidates": [_candidate_json(c) for c in candidates],
-                "explanation": _explain(match, candidates, unexplained),
-            }
+        fingerprint = _fingerprint(
+            matcher, match, agreements[match.agreement_id], candidates, keyring, threshold, today
         )
+        accused = set(fingerprint["accused"]) if fingerprint and fingerprint.get("accused") else None
+        for c in candidates:
+            if c.role in ("full", "part") and (accused is None or c.disclosure.disclosure_id in accused):
+                named[c.disclosure.disclosure_id] = c
+        group: dict[str, Any] = {
+            "agreement": match.agreement_id,
+            "evidence": "keyed" if match.keyed else "clear",
+            "subjects": len(match.subjects),
+            "rows": match.rows,
+            "uncorroborated_subjects": match.uncorroborated,
+            "unexplained_subjects": unexplained,
+            "columns": [c.json() for c in match.columns],
+            "candidates": [_candidate_json(c) for c in candidates],
+            "explanation": _explain(match, candidates, unexplained),
+        }
+        if fingerprint is not None:
+            group["fingerprint"] = fingerprint
+            group["explanation"] += _explain_fingerprint(fingerprint)
+        groups.append(group)
     findings = list(notes)
     uncorroborated = [m for m in matcher.matches() if not m.subjects and m.uncorroborated]
     for m in uncorroborated:
@@ -353,6 +435,18 @@ def attribution_entry(result: Attribution, *, requested_by: str, reason: str | N
             "findings": len(report["findings"]),
         },
     }
+    fingerprints = {
+        g["agreement"]: {
+            "accused": g["fingerprint"].get("accused", []),
+            "observed_bits": g["fingerprint"]["observed_bits"],
+            "threshold": g["fingerprint"].get("threshold"),
+            "bounds": {s["disclosure"]: s["false_attribution_bound"] for s in g["fingerprint"].get("scores", [])},
+        }
+        for g in report["agreements"]
+        if "fingerprint" in g
+    }
+    if fingerprints:  # the evidence that separated (or could not separate) the candidates, in the signed record
+        entry["result"]["fingerprint"] = fingerprints
     if reason:
         entry["reason"] = reason
     return entry

@@ -14,11 +14,12 @@ from typing import Any
 from gateway.controls.quotas import apply_quotas
 from gateway.controls.redaction import RedactionService
 from gateway.errors import NotImplementedByGatewayError, RegistryUnavailableError, ValidationError
-from gateway.keysource import AgreementKeySource
+from gateway.keysource import AgreementKeySource, fingerprint_key
 from gateway.services import Services
-from policies import Agreement, Keep, ReleasePlan
+from policies import Agreement, DateShift, Keep, ReleasePlan
 from transforms import CompiledPlan, HmacSha256, compile_plan
 from transforms.egress import EgressScanner
+from transforms.fingerprint import DisclosureMark
 from transforms.redaction import DeferredNames
 from transforms.risk import KAnonymityRelease
 
@@ -66,6 +67,13 @@ class Prepared:
     egress: EgressScanner
     names: DeferredNames | None
     redaction: RedactionService
+    #: the per-disclosure fingerprint of jittered fields (None: the plan has none), keyed by :meth:`mark_for`
+    mark: DisclosureMark | None = None
+
+    def mark_for(self, found: Services, disclosure_id: str) -> None:
+        """Key the fingerprint once the disclosure id exists (after the write-ahead entry, before any row)."""
+        if self.mark is not None:
+            self.mark.set(fingerprint_key(found.keyring, self.plan.agreement_id, disclosure_id))
 
     def details(self) -> dict[str, Any] | None:
         """What the final entry adds about the controls: the k-anonymity verdict, egress findings (entity, column
@@ -121,11 +129,17 @@ async def prepare(found: Services, agreement: Agreement, plan: ReleasePlan, *, s
     # releases the subject key as it is hides no rank: the registry applies the limit, as before.
     fetch = plan if single or _releases_subject_key(plan) else dataclasses.replace(plan, limit=None)
     kanon = k_anonymity_for(found, agreement, fetch)
-    compiled = compile_plan(plan, keysource, redactor_factory=prepared.redactor_factory, egress=prepared.egress)
+    mark = None
+    if any(isinstance(o.rule, DateShift) and o.rule.jitter for o in plan.outputs):
+        subject = plan.dataset.column(plan.dataset.subject_key)
+        mark = DisclosureMark(subject.format if subject is not None else None)
+    compiled = compile_plan(
+        plan, keysource, redactor_factory=prepared.redactor_factory, egress=prepared.egress, mark=mark
+    )
     if compiled.unhandled_entities:
         # Fail closed: a redaction the agreement asks for but no detector here performs would leak those entities.
         raise NotImplementedByGatewayError(
             f"agreement {agreement.id!r} asks to redact {', '.join(compiled.unhandled_entities)}, which no "
             "configured detector handles; nothing was released"
         )
-    return Prepared(plan, fetch, compiled, kanon, prepared.egress, names, redaction)
+    return Prepared(plan, fetch, compiled, kanon, prepared.egress, names, redaction, mark)

@@ -105,6 +105,7 @@ async def release_one(
     session = open_session(found, requester, AgreementTerms.of(agreement), operation=operation, plan=logged)
     await session.start((keys.subject(subject),))
     requester.note(disclosure_id=session.disclosure_id)
+    prepared.mark_for(found, session.disclosure_id)
     renderer = render(prepared.compiled)
     try:
         rows, body = await anyio.to_thread.run_sync(

@@ -244,6 +244,7 @@ async def release_rows(
     session = open_session(found, requester, AgreementTerms.of(agreement), operation=operation, plan=logged)
     await session.start()  # durable before the registry is queried and before any byte can leave
     requester.note(disclosure_id=session.disclosure_id)
+    prepared.mark_for(found, session.disclosure_id)
     streamer = _Streamer(found, agreement, prepared, session, requester, operation)
     batches: Iterator[list[Row]] = iter(())
     try:

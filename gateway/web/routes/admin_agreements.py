@@ -70,6 +70,7 @@ from policies.errors import shown_name
 from policies.plan import OutputField
 from transforms import HmacSha256, NdjsonWriter, compile_plan
 from transforms.egress import EgressBlocked
+from transforms.fingerprint import DisclosureMark
 from transforms.redaction import DeferredNames
 from transforms.synthetic import synthetic_rows
 
@@ -465,7 +466,11 @@ async def preview_version(request: Request) -> Response:
     prepared = found.redaction.prepare(
         agreement, plan, names=names, token_key=lambda: HmacSha256(keys.tokenize_key(None))
     )
-    compiled = compile_plan(prepared.plan, keys, redactor_factory=prepared.redactor_factory, egress=prepared.egress)
+    # A preview's fingerprint is under a throwaway key, like its tokens (_OneOffKeys).
+    mark = DisclosureMark.keyed(secrets.token_bytes(32))
+    compiled = compile_plan(
+        prepared.plan, keys, redactor_factory=prepared.redactor_factory, egress=prepared.egress, mark=mark
+    )
     withheld: dict[str, str] = {}
     if compiled.unhandled_entities:
         # Fail closed here too: a column whose redaction no detector performs is not shown.
