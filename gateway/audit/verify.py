@@ -10,7 +10,9 @@ Checks, in one streaming pass (memory O(log n) plus the checkpoint list):
 - the tables compliance reads are what the signed entries say: every ``disclosures`` row matches its started and
   finished entries (recipient, agreement, approver, purpose, operation, status, rows, bytes, SHA-256) and every
   disclosure entry has its row; the subject index of each disclosure hashes to the subject-set commitment of its
-  finished entry (count and Merkle root in release order), so a deleted, added or moved index row shows.
+  finished entry (count and Merkle root in release order), so a deleted, added or moved index row shows;
+- the agreement versions, risk acceptances and privacy budgets are what the agreement and budget entries replay to
+  (gateway.audit.rebuild): each differing row is named with its table, key and columns.
 The first problem found names the entry, checkpoint or row; the command exits 1 on any. The projection check holds
 one small tuple per disclosure in memory; the subject-index check streams the index in disclosure order.
 """
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gateway.audit.reader import LogReader
+from gateway.audit.rebuild import STATE_KINDS, StateProjections
 from gateway.audit.subjects import release_order
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow
 from tlog import Checkpoint, RootAccumulator, TlogError, TreeAppender, Verifier, open_checkpoint, verify_consistency
@@ -85,6 +88,7 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
     computed: dict[int, bytes] = {}
     appender = TreeAppender()
     projections = _Projections()
+    states = StateProjections()
     expected = 0
     stop = False
     with engine.connect() as conn:
@@ -117,6 +121,8 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
             appender.append(leaf)
             if kind.startswith("disclosure."):
                 projections.add(seq, json.loads(body_text))
+            elif kind in STATE_KINDS:
+                states.add(seq, json.loads(body_text))
             expected += 1
             if expected in wanted:
                 computed[expected] = appender.root()
@@ -159,7 +165,8 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
                 problem(f"checkpoints {previous.size} and {size}: not consistent ({exc})")
         previous = checkpoint
     if not stop:
-        for text in projections.check_rows(engine) + projections.check_subjects(engine):
+        derived = projections.check_rows(engine) + projections.check_subjects(engine) + states.check(engine)
+        for text in derived:
             if problem(text):
                 break
     if verifier is None and not report.problems:
