@@ -19,9 +19,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.web.models import accounting_proof as accounting_proof_models
 from gateway.web.models import compliance, lifecycle, ops, releases
 from gateway.web.models.base import INLINE, REF_TEMPLATE, components
 from gateway.web.openapi.parts import problem_responses
+from gateway.web.routes import accounting_proof as accounting_proof_routes
 from gateway.web.routes import (
     admin_agreements,
     aggregate,
@@ -51,8 +53,17 @@ _ROUTES = (
     reidentify,
     compliance_routes,
     log,
+    accounting_proof_routes,
 )
-_MODELS = (ops.Problem, ops.Liveness, ops.Readiness, *releases.MODELS, *compliance.MODELS, *lifecycle.MODELS)
+_MODELS = (
+    ops.Problem,
+    ops.Liveness,
+    ops.Readiness,
+    *releases.MODELS,
+    *compliance.MODELS,
+    *lifecycle.MODELS,
+    *accounting_proof_models.MODELS,
+)
 _REF = re.compile(re.escape(REF_TEMPLATE.format(model="")) + r"([A-Za-z0-9_.-]+)")
 
 
