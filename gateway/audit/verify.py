@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from gateway.audit.projection import FINISHED_COLUMNS, STARTED_COLUMNS, at
 from gateway.audit.reader import LogReader
 from gateway.audit.rebuild import STATE_KINDS, StateProjections
 from gateway.audit.subjects import release_order
@@ -175,24 +176,10 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
     return report
 
 
-# What a disclosures row must say, from its started entry and its finished entry.
-_STARTED = (
-    ("principal", ("recipient",)),
-    ("agreement_id", ("agreement", "id")),
-    ("agreement_version", ("agreement", "version")),
-    ("approved_by", ("approved_by",)),
-    ("legal_basis", ("legal_basis",)),
-    ("purpose", ("purpose",)),
-    ("operation", ("operation",)),
-)
-_FINISHED = (("status", ("status",)), ("rows", ("rows",)), ("bytes", ("bytes",)), ("sha256", ("sha256",)))
-
-
-def _at(entry: dict[str, object], path: tuple[str, ...]) -> object:
-    value: object = entry
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
+# What a disclosures row must say, from its started entry and its finished entry (shared with the dashboard).
+_STARTED = STARTED_COLUMNS
+_FINISHED = FINISHED_COLUMNS
+_at = at
 
 
 class _Projections:
