@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.audit.accounting_proof import membership_proof, verify_accounting_proof
 from gateway.audit.signer import LogSigner, LogVerifier
@@ -22,7 +24,16 @@ from gateway.cli.main import main
 from keys import SecretBytes, SigningKey
 from tests.gateway.harness import Env
 from tests.gateway.test_extract_http import assert_problem
-from tlog import Checkpoint, canonical_json, open_checkpoint, sign_checkpoint
+from tlog import (
+    Checkpoint,
+    ProofError,
+    RootAccumulator,
+    canonical_json,
+    leaf_hash,
+    open_checkpoint,
+    sign_checkpoint,
+    verify_inclusion,
+)
 
 pytestmark = pytest.mark.anyio
 PROOF = "/v1/subjects/disclosures/proof"
@@ -210,3 +221,21 @@ async def test_deleted_index_rows_fail_verify_and_no_proof_is_made(env: Env, reg
     problem = assert_problem(refused, 409, "log-projection-mismatch")
     assert ids[0] in problem["detail"] and child not in refused.text
     assert before["count"] == len(before["disclosures"]) >= 3
+
+
+# -- the membership proof itself ---------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=60, unique=True), st.data())
+def test_a_member_proves_to_the_commitment_and_a_non_member_does_not(leaves: list[bytes], data: st.DataObject) -> None:
+    order = release_order("agr")
+    acc = RootAccumulator()
+    acc.extend(sorted(leaves, key=order))  # what a finished entry commits to
+    member = data.draw(st.sampled_from(leaves))
+    proof = membership_proof(list(reversed(leaves)), member, order)  # the index, in any order
+    assert proof is not None and proof.count == acc.size and proof.root == acc.root()
+    verify_inclusion(leaf_hash(member), proof.position, proof.count, proof.proof, acc.root())
+    outsider = data.draw(st.binary(min_size=16, max_size=16).filter(lambda h: h not in leaves))
+    assert membership_proof(leaves, outsider, order) is None
+    with pytest.raises(ProofError):  # the member's path does not hold for another hash
+        verify_inclusion(leaf_hash(outsider), proof.position, proof.count, proof.proof, acc.root())

@@ -150,3 +150,23 @@ async def test_a_budget_spend_that_cannot_be_recorded_is_refunded(env: Env) -> N
     with env.engine.connect() as conn:
         assert tuple(conn.execute(sa.text("SELECT spent_units, queries FROM privacy_budgets")).one()) == (0, 0)
     assert _verify(env).ok
+
+
+async def test_a_revoked_agreement_made_active_again_in_the_table_is_named(env: Env) -> None:
+    """Revocation changes every live version at once (the entry's ``also``); undoing it in the table shows."""
+    await _lifecycle(env)
+    async with env.client() as client:
+        revoked = await set_state(client, env, "research-continuity", "revoked", reason="breach of the agreement")
+    assert revoked.status_code == 200, revoked.text
+    assert _verify(env).ok
+    with env.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE agreement_versions SET state = 'active', state_reason = NULL "
+                "WHERE agreement_id = 'research-continuity' AND version = 2"
+            )
+        )
+    report = _verify(env)
+    assert _problems_naming(report, "(research-continuity, version 2)", "state, state_reason", "edited"), (
+        report.problems
+    )
