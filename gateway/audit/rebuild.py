@@ -81,9 +81,15 @@ class StateProjections:
 
     def _state_changed(self, seq: int, entry: dict[str, Any]) -> None:
         agreement = entry.get("agreement") or {}
-        agreement_id, by, reason, to = str(agreement.get("id")), str(entry.get("by")), entry.get("reason"), entry["to"]
+        agreement_id, by, reason, to = (
+            str(agreement.get("id")),
+            str(entry.get("by")),
+            entry.get("reason"),
+            entry.get("to"),
+        )
         changes = [(int(agreement.get("version") or 0), str(agreement.get("digest")), entry.get("from"), to)]
-        changes += [(int(a["version"]), str(a["digest"]), a.get("from"), a["to"]) for a in entry.get("also") or []]
+        also = [a for a in entry.get("also") or [] if isinstance(a, dict)]
+        changes += [(int(a.get("version") or 0), str(a.get("digest")), a.get("from"), a.get("to")) for a in also]
         for version, digest, before, after in changes:
             key = (agreement_id, version)
             if before is None:  # applied: a new draft by its author
