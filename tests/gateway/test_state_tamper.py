@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from gateway.audit.rebuild import StateProjections
 from gateway.audit.signer import LogVerifier
 from gateway.audit.verify import VerifyReport, verify_log
 from tests.gateway.harness import Env
@@ -170,3 +171,22 @@ async def test_a_revoked_agreement_made_active_again_in_the_table_is_named(env: 
     assert _problems_naming(report, "(research-continuity, version 2)", "state, state_reason", "edited"), (
         report.problems
     )
+
+
+def test_a_malformed_agreement_entry_is_a_finding_not_a_crash() -> None:
+    states = StateProjections()
+    agreement = {"id": "agr-x", "version": 1, "digest": "sha256:00"}
+    states.add(0, {"type": "agreement.state_changed", "agreement": agreement, "from": None, "to": "draft", "by": "a"})
+    # no 'to', and an 'also' list with junk and an item without a version
+    states.add(
+        1,
+        {
+            "type": "agreement.state_changed",
+            "agreement": agreement,
+            "from": "draft",
+            "by": "b",
+            "also": [7, {"from": "draft"}],
+        },
+    )
+    assert states.versions[("agr-x", 1)].state == "None"  # no row can match it: verify names the row
+    assert any("version 0 changes state but no entry applied it" in p for p in states.problems), states.problems
