@@ -11,16 +11,20 @@ __all__ = [
     "AuthError",
     "AuthThrottledError",
     "ConfigError",
+    "ConflictError",
     "EgressBlockedError",
     "ForbiddenError",
     "GatewayError",
     "MalformedRequestError",
+    "NotAcceptableError",
     "NotFoundError",
     "NotImplementedByGatewayError",
     "PayloadTooLargeError",
     "RateLimitedError",
     "RegistryTimeoutError",
     "RegistryUnavailableError",
+    "RequestTimeoutError",
+    "TooManyExtractsError",
     "UnsupportedMediaTypeError",
     "ValidationError",
 ]
@@ -106,6 +110,14 @@ class UnsupportedMediaTypeError(GatewayError):
     title = "Unsupported media type"
 
 
+class NotAcceptableError(GatewayError):
+    """None of the media types the ``Accept`` header names is one the resource is offered in (RFC 9110 15.5.7)."""
+
+    status = 406
+    code = "not-acceptable"
+    title = "Not acceptable"
+
+
 class RateLimitedError(GatewayError):
     status = 429
     code = "rate-limited"
@@ -153,5 +165,45 @@ class EgressBlockedError(GatewayError):
     title = "An identifier was found in the data to be released"
 
 
+class ConflictError(GatewayError):
+    """409: the request conflicts with the current state (an alert already acknowledged, an identifier that names
+    more than one child)."""
+
+    status = 409
+    code = "conflict"
+    title = "The request conflicts with the current state"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        if code is not None:
+            self.code = code
+
+
 class ConfigError(Exception):
     """Configuration is wrong: raised at start, with the file, the key and the reason."""
+
+
+class RequestTimeoutError(GatewayError):
+    """The request body did not arrive in full within ``body_timeout_s`` (a slow or stalled sender): nothing was
+    done; the connection is closed."""
+
+    status = 408
+    code = "request-timeout"
+    title = "The request body did not arrive in time"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class TooManyExtractsError(GatewayError):
+    """The principal already has ``max_concurrent_extracts`` extracts running in this process."""
+
+    status = 429
+    code = "too-many-concurrent-extracts"
+    title = "Too many extracts running at once"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"this API key already has {limit} extract(s) running; wait for one to finish, then retry",
+            headers={"Retry-After": str(max(1, retry_after))},
+        )

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from gateway.agreements.lifecycle import AgreementLifecycle
 from gateway.audit.log import DisclosureLog
 from gateway.audit.signer import LogSigner
+from gateway.audit.witnessing import WitnessCollector
 from gateway.auth import Principal
 from gateway.connectors import Connector
 from gateway.controls.budget import PrivacyBudget
@@ -61,6 +62,8 @@ class Services:
     lifecycle: AgreementLifecycle | None = None
     #: failed API-key checks per client address and key id, for the API and the dashboard sign-in (this process)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
+    #: collects witness cosignatures of the log's checkpoints (gateway/audit/witnessing.py); None: no witnesses
+    witnessing: WitnessCollector | None = None
 
     def today(self) -> dt.date:
         return self.clock().astimezone(dt.UTC).date()

@@ -19,6 +19,7 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.http_registry_config import HttpRegistryConfig, parse_http_registry
+from gateway.witness_config import WitnessConfig, parse_witnesses
 
 __all__ = ["CONFIG_NAME", "Settings", "load_settings", "settings_for"]
 
@@ -46,6 +47,15 @@ _KEYS = {
     "checkpoint_every",
     "checkpoint_interval_s",
     "audit_write_timeout_s",
+    "witnesses",
+    "witness_quorum",
+    # serving limits and metrics (docs/operations.md#serving-limits)
+    "header_timeout_s",
+    "body_timeout_s",
+    "keep_alive_timeout_s",
+    "max_connections",
+    "max_concurrent_extracts",
+    "metrics_token_file",
 }
 
 
@@ -75,6 +85,23 @@ class Settings:
     ner_model: str | None = None
     #: how long the registry's name dictionary (for free-text redaction) is reused before it is read again
     names_ttl_s: float = 600.0
+    #: independent witnesses that cosign checkpoints (gateway/witness_config.py), and how many make one count
+    witnesses: tuple[WitnessConfig, ...] = ()
+    witness_quorum: int = 0
+    #: a connection that has not sent a whole request head (line and headers) this long after it opened or after
+    #: its first byte of the next request is closed (slowloris)
+    header_timeout_s: float = 10.0
+    #: a request body not received in full this long after the request's headers: 408, connection closed
+    body_timeout_s: float = 30.0
+    #: an idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive)
+    keep_alive_timeout_s: int = 5
+    #: open connections (or requests in flight) per process past which a request gets 503 (uvicorn's
+    #: limit_concurrency)
+    max_connections: int = 1000
+    #: extracts one principal may have running at once in one process; the next gets 429 with Retry-After
+    max_concurrent_extracts: int = 4
+    #: a file holding the bearer token ``GET /metrics`` requires; None: /metrics is open like /healthz
+    metrics_token_file: Path | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -133,6 +160,7 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{source}: {key}: expected seconds between 0 and {high:g}")
         return float(value)
 
+    witnesses, witness_quorum = parse_witnesses(raw, source)
     return Settings(
         config_path=path.resolve(),
         registry_url=_resolve_url(registry_url, base),
@@ -156,6 +184,14 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         log_level=text("log_level", "info"),
         ner_model=text("ner_model") if raw.get("ner_model") is not None else None,
         names_ttl_s=seconds("names_ttl_s", 600, 86400),
+        witnesses=witnesses,
+        witness_quorum=witness_quorum,
+        header_timeout_s=seconds("header_timeout_s", 10, 600),
+        body_timeout_s=seconds("body_timeout_s", 30, 3600),
+        keep_alive_timeout_s=number("keep_alive_timeout_s", 5, 1, 600),
+        max_connections=number("max_connections", 1000, 2, 1_000_000),
+        max_concurrent_extracts=number("max_concurrent_extracts", 4, 1, 10_000),
+        metrics_token_file=base / text("metrics_token_file") if raw.get("metrics_token_file") is not None else None,
     )
 
 

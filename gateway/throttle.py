@@ -19,10 +19,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.applog import get_logger
 
-__all__ = ["AuthThrottle", "SlidingWindowCounter"]
+__all__ = ["AuthThrottle", "LimitReached", "SlidingWindowCounter"]
 
 _log = get_logger("gateway.auth")
 
@@ -94,6 +95,27 @@ class SlidingWindowCounter:
 _MAX_GOOD = 10_000
 
 
+@dataclass(frozen=True, slots=True)
+class LimitReached:
+    """A counter reached its limit for some source: what the ``alert.auth_failures`` log entry says. Only the kind
+    of counter and counts, never the address or the key id (personal data or half a key), never a key."""
+
+    counter: str  # "client-address" | "api-key-id"
+    limit: int
+    window_s: float
+    #: sources that reached this limit since the previous alert of this kind (including this one)
+    sources: int
+
+    def entry(self) -> dict[str, object]:
+        return {
+            "type": "alert.auth_failures",
+            "counter": self.counter,
+            "limit": self.limit,
+            "window_s": math.ceil(self.window_s),  # the log's canonical JSON (RFC 8785 here) holds integers only
+            "sources": self.sources,
+        }
+
+
 class AuthThrottle:
     """Failed API-key checks (API and dashboard sign-in) per client address and per key id."""
 
@@ -112,6 +134,11 @@ class AuthThrottle:
         # key id -> when it last authenticated here: such a key is not refused for its address's failures (clients
         # behind one proxy or NAT must not lock each other out); its own key-id counter still applies
         self._good: dict[str, float] = {}
+        # Alerts (log entries for compliance) at most once per counter kind and window, however many sources reach
+        # a limit: a distributed attack yields one entry a minute per kind, with the number of sources, not a flood.
+        self._alerted: dict[str, float] = {}
+        self._unreported: dict[str, int] = {}
+        self._alert_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AuthThrottle(address={self.by_address!r}, key_id={self.by_key_id!r})"
@@ -139,9 +166,25 @@ class AuthThrottle:
                 del self._good[stale]
         self._good[key_id] = self._clock()
 
-    def failed(self, address: str, key_id: str | None) -> None:
+    def failed(self, address: str, key_id: str | None) -> list[LimitReached]:
+        """Count a failure; return the alerts due (a limit reached, at most one per counter kind and window)."""
+        due: list[LimitReached] = []
         # Logged once when a limit is reached, by kind only: an address or a key id is not for the log.
         if self.by_address.add(address):
             _log.warning("auth_failures_limit_reached", kind="client-address", window_s=self.by_address.window_s)
+            due.extend(self._alert("client-address", self.by_address))
         if key_id is not None and self.by_key_id.add(key_id):
             _log.warning("auth_failures_limit_reached", kind="api-key-id", window_s=self.by_key_id.window_s)
+            due.extend(self._alert("api-key-id", self.by_key_id))
+        return due
+
+    def _alert(self, kind: str, counter: SlidingWindowCounter) -> list[LimitReached]:
+        with self._alert_lock:
+            now = self._clock()
+            self._unreported[kind] = self._unreported.get(kind, 0) + 1
+            last = self._alerted.get(kind)
+            if last is not None and now - last < self._window_s:
+                return []
+            self._alerted[kind] = now
+            sources = self._unreported.pop(kind)
+        return [LimitReached(kind, counter.limit, counter.window_s, sources)]

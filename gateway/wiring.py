@@ -8,6 +8,7 @@ from gateway.agreements.store import ACTIVE, AgreementRegistry, AgreementStore
 from gateway.applog import get_logger
 from gateway.audit.log import SqlDisclosureLog
 from gateway.audit.signer import LogSigner
+from gateway.audit.witnessing import WitnessCollector
 from gateway.auth import PrincipalStore
 from gateway.connectors import Connector, SqlConnector
 from gateway.controls.budget import PrivacyBudget
@@ -94,6 +95,10 @@ def build_services(settings: Settings) -> Services:
         signer=signer,
     )
     services.on_close.extend([log.close, engine.dispose])
+    if settings.witnesses:
+        # Off the disclosure path: a thread submits each new checkpoint to the witnesses (docs/disclosure-log.md).
+        services.witnessing = WitnessCollector(engine, settings.witnesses, settings.witness_quorum).start()
+        services.on_close.insert(0, services.witnessing.close)
     # Expiry of agreements and forgetting the keys of agreements that ended elsewhere happen as the registry refreshes.
     # Approval measures each version's re-identification risk on the registry (docs/disclosure-control.md 0).
     meter = risk_meter(services.connector, ring, services.today, batch_rows=max(settings.batch_rows, 1000))

@@ -104,6 +104,9 @@ class Dataset:
     subject_key: str
     columns: Mapping[str, Column]
     risk_threshold: RiskThreshold = RiskThreshold()
+    #: other columns that identify the subject (national ID, student number): a guardian's accounting request may
+    #: name the child by any of them; the gateway looks the registry key up by it (``policies.subjects``)
+    subject_aliases: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return self.columns.get(name)
@@ -150,7 +153,7 @@ def _parse_dataset(name: str, node: Node) -> Dataset:
     if not _NAME.match(name):
         node.fail("dataset names are lowercase letters, digits and underscores, starting with a letter")
     spec = node.mapping(
-        allowed={"title", "table", "subject_key", "columns", "description", "risk_threshold"},
+        allowed={"title", "table", "subject_key", "columns", "description", "risk_threshold", "subject_aliases"},
         required={"table", "subject_key", "columns"},
     )
     table = spec["table"].as_str()
@@ -164,7 +167,26 @@ def _parse_dataset(name: str, node: Node) -> Dataset:
         spec["subject_key"].fail(f"subject_key {subject_key!r} is not one of the dataset's columns")
     title = spec["title"].as_str() if "title" in spec else name
     threshold = _risk_threshold(spec["risk_threshold"]) if "risk_threshold" in spec else RiskThreshold()
-    return Dataset(name, title, table, subject_key, MappingProxyType(columns), threshold)
+    aliases = _subject_aliases(spec["subject_aliases"], columns, subject_key) if "subject_aliases" in spec else ()
+    return Dataset(name, title, table, subject_key, MappingProxyType(columns), threshold, aliases)
+
+
+def _subject_aliases(node: Node, columns: Mapping[str, Column], subject_key: str) -> tuple[str, ...]:
+    """Each alias must be a text column of the dataset, other than the subject key, named once."""
+    aliases: list[str] = []
+    for item in node.as_list():
+        name = item.as_str()
+        column = columns.get(name)
+        if column is None:
+            item.fail(f"subject alias {name!r} is not one of the dataset's columns")
+        if name == subject_key:
+            item.fail(f"{name!r} is the subject_key itself, not an alias of it")
+        if column.type is not ColumnType.STRING:
+            item.fail(f"subject alias {name!r} is a {column.type.value} column; aliases are identifiers held as text")
+        if name in aliases:
+            item.fail(f"subject alias {name!r} is listed twice")
+        aliases.append(name)
+    return tuple(aliases)
 
 
 def _risk_threshold(node: Node) -> RiskThreshold:

@@ -5,6 +5,8 @@
 - :mod:`~tlog.proofs`: inclusion and consistency proofs (plans + fetch) and their RFC 9162 verifiers.
 - :mod:`~tlog.checkpoint`: C2SP tlog-checkpoint bodies in C2SP signed notes (Ed25519 key IDs).
 - :mod:`~tlog.canonical`: RFC 8785 canonical JSON for entries.
+- :mod:`~tlog.cosignature`: C2SP tlog-cosignature (cosignature/v1) and signed-note vkeys.
+- :mod:`~tlog.witness`: the C2SP tlog-witness add-checkpoint format and the witness's cosign decision.
 
 No I/O, no database, no web imports: storage and keys come in through small protocols.
 """
@@ -26,7 +28,30 @@ from tlog.checkpoint import (
     sign_checkpoint,
     sign_note,
 )
-from tlog.errors import CanonicalError, CheckpointError, ProofError, TlogError, TreeError
+from tlog.cosignature import (
+    SIGNATURE_TYPE_COSIGNATURE_V1,
+    Cosignature,
+    Cosigner,
+    VerifierKey,
+    cosign,
+    cosignature_key_hash,
+    cosignature_message,
+    format_vkey,
+    note_signature_lines,
+    parse_vkey,
+    verify_cosignatures,
+)
+from tlog.errors import (
+    CanonicalError,
+    CheckpointError,
+    ProofError,
+    TlogError,
+    TreeError,
+    WitnessConflictError,
+    WitnessError,
+    WitnessProofError,
+    WitnessRequestError,
+)
 from tlog.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -56,16 +81,34 @@ from tlog.proofs import (
     verify_consistency,
     verify_inclusion,
 )
+from tlog.witness import (
+    MAX_PROOF_LINES,
+    MAX_REQUEST_BYTES,
+    AddCheckpoint,
+    WitnessedHead,
+    check_add_checkpoint,
+    format_add_checkpoint,
+    format_size_body,
+    parse_add_checkpoint,
+    parse_size_body,
+)
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    # cosignatures and witnesses
+    "MAX_PROOF_LINES",
+    "MAX_REQUEST_BYTES",
     "MAX_SAFE_INTEGER",
     "MAX_SIGNATURES",
+    "SIGNATURE_TYPE_COSIGNATURE_V1",
     "SIGNATURE_TYPE_ED25519",
+    "AddCheckpoint",
     "CanonicalError",
     "Checkpoint",
     "CheckpointError",
+    "Cosignature",
+    "Cosigner",
     "MemoryTree",
     "Node",
     "NodeId",
@@ -78,20 +121,37 @@ __all__ = [
     "TreeAppender",
     "TreeError",
     "Verifier",
+    "VerifierKey",
+    "WitnessConflictError",
+    "WitnessError",
+    "WitnessProofError",
+    "WitnessRequestError",
+    "WitnessedHead",
     "canonical_json",
+    "check_add_checkpoint",
     "consistency_plan",
     "consistency_proof",
+    "cosign",
+    "cosignature_key_hash",
+    "cosignature_message",
     "ed25519_key_hash",
     "fetch_plan",
     "fold_right",
+    "format_add_checkpoint",
+    "format_size_body",
     "format_verifier_key",
+    "format_vkey",
     "inclusion_plan",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "note_signature_lines",
     "open_checkpoint",
     "open_note",
+    "parse_add_checkpoint",
+    "parse_size_body",
     "parse_verifier_key",
+    "parse_vkey",
     "root_at",
     "root_from_leaves",
     "root_ids",
@@ -101,5 +161,6 @@ __all__ = [
     "subtree_hash",
     "subtree_ids",
     "verify_consistency",
+    "verify_cosignatures",
     "verify_inclusion",
 ]

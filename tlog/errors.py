@@ -12,6 +12,10 @@ __all__ = [
     "ProofError",
     "TlogError",
     "TreeError",
+    "WitnessConflictError",
+    "WitnessError",
+    "WitnessProofError",
+    "WitnessRequestError",
 ]
 
 
@@ -35,3 +39,26 @@ class CheckpointError(TlogError):
 class CanonicalError(TlogError, ValueError):
     """A value cannot be serialized as canonical JSON under this package's rules (RFC 8785, restricted to
     str, int with |x| < 2**53, bool, None, lists and dicts with str keys)."""
+
+
+class WitnessError(TlogError):
+    """A witness refuses a checkpoint (C2SP tlog-witness); each subclass is one HTTP status of ``add-checkpoint``."""
+
+
+class WitnessRequestError(WitnessError, ValueError):
+    """The add-checkpoint request is malformed, or its old size is larger than the checkpoint's (400)."""
+
+
+class WitnessConflictError(WitnessError):
+    """The old size is not the size the witness last cosigned, or that size comes with another root (409).
+
+    ``known_size`` is the size the witness has cosigned: what it answers in its ``text/x.tlog.size`` body.
+    """
+
+    def __init__(self, message: str, known_size: int) -> None:
+        super().__init__(message)
+        self.known_size = known_size
+
+
+class WitnessProofError(WitnessError):
+    """The consistency proof from the witness's last cosigned checkpoint does not verify (422)."""

@@ -12,8 +12,12 @@ Rules (docs/agreements.md, "Lifecycle"):
   the figures into its log entry; above the catalog's threshold (outside-use record releases) it is refused unless
   two distinct approvers, neither the author, recorded a risk acceptance with a reason (``accept_risk``). The
   acceptance goes into the approval's log entry and into the write-ahead entry of every disclosure under the version.
-* ``suspend``/``resume`` (role admin) stop and restart an agreement without touching its keys.
-* ``revoke`` (role admin) and expiry (``valid_until`` passed) end an agreement for good and destroy its keys
+* ``reject`` (role approver, not the author, with a reason) ends a draft as ``rejected``: the version stays on
+  record, can never be approved, and the author applies a newer version instead.
+* ``suspend`` (role admin) stops an agreement without touching its keys; ``resume`` restarts it, requested by an
+  admin and confirmed by an approver (dual control, :mod:`policies.dual_control`).
+* ``revoke`` (requested by an admin, confirmed by a second admin or an approver) and expiry (``valid_until``
+  passed) end an agreement for good and destroy its keys
   (crypto-shredding), and the keys of each of its linkage domains that no other agreement in force still uses.
 
 Every change is made in the database first, as one conditional transaction, then recorded as one
@@ -37,6 +41,7 @@ from gateway.agreements.store import (
     APPROVED,
     DRAFT,
     EXPIRED,
+    REJECTED,
     REVOKED,
     RISK_ACCEPTANCES_NEEDED,
     SUPERSEDED,
@@ -56,11 +61,13 @@ from gateway.keysource import agreement_owner, domain_owner
 from keys import KeyRing
 from policies import Agreement, PolicyError, PolicyLoadError, parse_agreement
 from policies._yaml import parse_yaml
+from policies.dual_control import DualControlError, PendingAction, require_confirmed
 from policies.errors import shown_name
 from policies.lint import Finding, lint_agreements
 from policies.schema import schema_problems
 
 __all__ = [
+    "DUAL_CONTROLLED",
     "MAX_AGREEMENT_BYTES",
     "SETTABLE_STATES",
     "AgreementInvalidError",
@@ -71,6 +78,7 @@ __all__ = [
     "LintRefusedError",
     "RiskMeter",
     "RiskRefusedError",
+    "SecondPersonRequiredError",
     "agreement_domains",
 ]
 
@@ -92,6 +100,20 @@ class LifecycleConflictError(GatewayError):
         if code is not None:
             self.code = code
         self.problems = problems or []
+
+
+class SecondPersonRequiredError(LifecycleConflictError):
+    """Revoking or resuming an agreement without a second person's confirmation (dual control)."""
+
+    code = "second-person-required"
+
+
+#: state changes under dual control: the kind from ``plan_state`` -> the action a second person confirms
+DUAL_CONTROLLED: Mapping[str, str] = {
+    "revoked": "agreement.revoke",
+    "revoked-again": "agreement.revoke",
+    "active": "agreement.resume",
+}
 
 
 class LintRefusedError(LifecycleConflictError):
@@ -492,15 +514,83 @@ class AgreementLifecycle:
         active = self._change(approved, ACTIVE, by=approver.name, also=[(v, SUPERSEDED) for v in previous])
         return ApprovalResult(active, assessment, accepted)
 
-    def set_state(self, agreement_id: str, state: str, *, by: Principal, reason: str | None = None) -> StoredVersion:
-        """Suspend, resume (``active``) or revoke an agreement (admin)."""
-        if not by.has("admin"):
+    def reject(self, agreement_id: str, version: int, *, approver: Principal, reason: str | None) -> StoredVersion:
+        """Refuse a draft (approver, not its author; a reason is required and goes into the log entry)."""
+        reason = _check_reason(reason)
+        if reason is None:
+            raise AgreementInvalidError("a rejection needs a reason (it goes into the disclosure log)", [])
+        if not approver.has("approver"):
+            raise ForbiddenError("rejecting an agreement needs the role approver", code="role-required")
+        target = self._version(agreement_id, version)
+        if target.state != DRAFT:
+            raise LifecycleConflictError(
+                f"version {version} of {agreement_id!r} is {target.state}; only a draft can be rejected",
+                code="not-a-draft",
+            )
+        if approver.name == target.author:
+            # Rejecting one's own draft is harmless, but the rule stays the same as approval: another person decides.
+            raise ForbiddenError(
+                f"you applied version {version} of {agreement_id!r}; another approver must review it (four eyes)",
+                code="four-eyes",
+            )
+        return self._change(target, REJECTED, by=approver.name, reason=reason)
+
+    def set_state(
+        self,
+        agreement_id: str,
+        state: str,
+        *,
+        by: Principal,
+        reason: str | None = None,
+        confirmation: PendingAction | None = None,
+    ) -> StoredVersion:
+        """Suspend (admin alone), resume (``active``) or revoke an agreement.
+
+        Resuming and revoking (which destroys keys) are under dual control: they run only with ``confirmation``, a
+        request of ``agreement.resume`` / ``agreement.revoke`` on this agreement confirmed by a second principal
+        (:mod:`policies.dual_control`, :class:`gateway.agreements.actions.DualControl`); without it they raise
+        :class:`SecondPersonRequiredError` after checking that the change could be made."""
+        if confirmation is None and not by.has("admin"):
             raise ForbiddenError("changing the state of an agreement needs the role admin", code="role-required")
+        reason = _check_reason(reason)
+        kind, main, rest = self.plan_state(agreement_id, state)
+        action = DUAL_CONTROLLED.get(kind)
+        extra: dict[str, Any] = {}
+        if action is not None:
+            if confirmation is None:
+                raise SecondPersonRequiredError(
+                    f"{action} needs a second person: request it (POST /v1/admin/actions, or the state change) and "
+                    "have it confirmed by another principal"
+                )
+            try:
+                require_confirmed(confirmation, action, agreement_id)
+            except DualControlError as exc:
+                raise SecondPersonRequiredError(exc.detail) from exc
+            extra["dual_control"] = {
+                "action_id": confirmation.id,
+                "requested_by": confirmation.requested_by,
+                "confirmed_by": confirmation.confirmed_by,
+            }
+        who = by.name
+        if kind == "revoked-again":
+            # Already revoked: finish a key destruction that may have failed the first time (idempotent).
+            self.destroy_keys(main, by=who, reason=reason)
+            return main
+        if kind == REVOKED:
+            revoked = self._change(main, REVOKED, by=who, reason=reason, also=[(v, REVOKED) for v in rest], extra=extra)
+            self.destroy_keys(revoked, by=who, reason=reason)
+            return revoked
+        if kind == SUSPENDED:
+            return self._change(main, SUSPENDED, by=who, reason=reason)
+        return self._change(main, ACTIVE, by=who, reason=reason, also=[(v, SUPERSEDED) for v in rest], extra=extra)
+
+    def plan_state(self, agreement_id: str, state: str) -> tuple[str, StoredVersion, list[StoredVersion]]:
+        """What setting ``state`` would do, changing nothing: (kind, version, other versions it moves); raises the
+        404/409/422 the change itself would (used to refuse a request for a second person's confirmation at once)."""
         if state not in SETTABLE_STATES:
             raise AgreementInvalidError(
                 f"state must be one of {', '.join(SETTABLE_STATES)} (expiry happens by itself at valid_until)", []
             )
-        reason = _check_reason(reason)
         versions = self._store.versions(agreement_id)
         if not versions:
             raise NotFoundError(f"there is no agreement with id {shown_name(agreement_id)}")
@@ -508,9 +598,7 @@ class AgreementLifecycle:
         by_state = {s: [v for v in versions if v.state == s] for s in (ACTIVE, SUSPENDED, APPROVED, REVOKED)}
         if state == REVOKED:
             if current == REVOKED:
-                # Already revoked: finish a key destruction that may have failed the first time (idempotent).
-                self.destroy_keys(by_state[REVOKED][-1], by=by.name, reason=reason)
-                return by_state[REVOKED][-1]
+                return "revoked-again", by_state[REVOKED][-1], []
             live = by_state[ACTIVE] + by_state[SUSPENDED] + by_state[APPROVED]
             if not live:
                 raise LifecycleConflictError(
@@ -519,17 +607,15 @@ class AgreementLifecycle:
                     code="invalid-transition",
                 )
             main, *rest = sorted(live, key=lambda v: -v.version)
-            revoked = self._change(main, REVOKED, by=by.name, reason=reason, also=[(v, REVOKED) for v in rest])
-            self.destroy_keys(revoked, by=by.name, reason=reason)
-            return revoked
+            return REVOKED, main, rest
         if state == SUSPENDED:
             if not by_state[ACTIVE]:
                 raise LifecycleConflictError(
                     f"agreement {agreement_id!r} is {current}; only an active agreement can be suspended",
                     code="invalid-transition",
                 )
-            return self._change(by_state[ACTIVE][-1], SUSPENDED, by=by.name, reason=reason)
-        # resume
+            return SUSPENDED, by_state[ACTIVE][-1], []
+        # resume. A revoked or expired agreement never comes back: its keys are destroyed (decided; docs/security.md).
         if not by_state[SUSPENDED]:
             raise LifecycleConflictError(
                 f"agreement {agreement_id!r} is {current}; only a suspended agreement can be made active again "
@@ -540,8 +626,8 @@ class AgreementLifecycle:
         waiting = [v for v in by_state[APPROVED] if v.version > suspended.version]
         if waiting:
             # A version approved during the suspension takes over from the suspended one.
-            return self._change(waiting[-1], ACTIVE, by=by.name, reason=reason, also=[(suspended, SUPERSEDED)])
-        return self._change(suspended, ACTIVE, by=by.name, reason=reason)
+            return ACTIVE, waiting[-1], [suspended]
+        return ACTIVE, suspended, []
 
     def expire(self, version: StoredVersion) -> None:
         """``valid_until`` of an active version has passed: it expires and its keys are destroyed (registry hook)."""

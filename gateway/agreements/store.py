@@ -8,6 +8,7 @@ Authors keep writing agreements as YAML files; ``apply`` stores a file's text as
     active | suspended | approved ──▶ revoked  (admin; final: keys destroyed)
     active | suspended ──▶ expired             (valid_until passed; final: keys destroyed)
     active ──▶ superseded                      (a newer version became active)
+    draft ──reject──▶ rejected                 (approver, not the author, with a reason; final for that version)
 
 This module is the storage layer only (tables, conditional state updates, the registry). Who may do what, the log
 entries and key destruction are in :mod:`gateway.agreements.lifecycle`.
@@ -42,6 +43,7 @@ __all__ = [
     "APPROVED",
     "DRAFT",
     "EXPIRED",
+    "REJECTED",
     "REVOKED",
     "RISK_ACCEPTANCES_NEEDED",
     "SUPERSEDED",
@@ -60,6 +62,8 @@ __all__ = [
 
 DRAFT, APPROVED, ACTIVE, SUSPENDED = "draft", "approved", "active", "suspended"
 REVOKED, EXPIRED, SUPERSEDED = "revoked", "expired", "superseded"
+#: a draft an approver refused: kept (versions are immutable), never approvable; newer versions carry on
+REJECTED = "rejected"
 #: an agreement in one of these states is over: its keys are destroyed and no version of it can be approved again
 TERMINAL_STATES = frozenset({REVOKED, EXPIRED})
 _log = get_logger("gateway.agreements")
@@ -132,7 +136,7 @@ def _iso(moment: dt.datetime | None) -> str | None:
 def agreement_state(versions: Iterable[StoredVersion]) -> str | None:
     """The state of an agreement as a whole, from the states of its versions (None: no version at all)."""
     states = {v.state for v in versions}
-    for state in (ACTIVE, SUSPENDED, REVOKED, EXPIRED, APPROVED, DRAFT, SUPERSEDED):
+    for state in (ACTIVE, SUSPENDED, REVOKED, EXPIRED, APPROVED, DRAFT, SUPERSEDED, REJECTED):
         if state in states:
             return state
     return None

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.audit.cosignatures import cosigned_note, quorum_checkpoint
 from gateway.audit.log import DisclosureLog
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow
 from gateway.errors import AuditUnavailableError
@@ -118,9 +119,20 @@ class LogReader:
     """Reads of the log's tables. ``flush`` (the process's log writer's) runs before each read, so a reader sees
     every entry this process queued before it, final entries written without waiting included."""
 
-    def __init__(self, engine: Engine, *, flush: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush: Callable[[], None] | None = None,
+        witnesses: Sequence[str] = (),
+        quorum: int = 0,
+    ) -> None:
         self._engine = engine
         self._flush = flush
+        # Checkpoints are read with the cosignatures of these witnesses appended; with a quorum, the one presented
+        # is the latest (or smallest covering) checkpoint that has it, when there is one (docs/disclosure-log.md).
+        self._witnesses = tuple(witnesses)
+        self._quorum = quorum
 
     def _connect(self) -> Connection:
         if self._flush is not None:
@@ -165,21 +177,34 @@ class LogReader:
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         with self._connect() as conn:
+            if self._quorum:
+                witnessed = quorum_checkpoint(conn, self._quorum, self._witnesses)
+                if witnessed is not None:
+                    return witnessed
             row = conn.execute(
                 sa.select(_checkpoints.c.size, _checkpoints.c.note).order_by(_checkpoints.c.size.desc()).limit(1)
             ).first()
-        return (int(row.size), row.note) if row is not None else None
+            if row is None:
+                return None
+            return int(row.size), cosigned_note(conn, int(row.size), row.note, self._witnesses)
 
     def checkpoint_covering(self, index: int) -> tuple[int, str] | None:
-        """The smallest stored checkpoint whose tree includes leaf ``index``."""
+        """The smallest stored checkpoint whose tree includes leaf ``index`` (with a quorum: the smallest such that
+        has it, if any)."""
         with self._connect() as conn:
+            if self._quorum:
+                witnessed = quorum_checkpoint(conn, self._quorum, self._witnesses, above=index)
+                if witnessed is not None:
+                    return witnessed
             row = conn.execute(
                 sa.select(_checkpoints.c.size, _checkpoints.c.note)
                 .where(_checkpoints.c.size > index)
                 .order_by(_checkpoints.c.size)
                 .limit(1)
             ).first()
-        return (int(row.size), row.note) if row is not None else None
+            if row is None:
+                return None
+            return int(row.size), cosigned_note(conn, int(row.size), row.note, self._witnesses)
 
     def entry(self, seq: int) -> tuple[str, str] | None:
         with self._connect() as conn:

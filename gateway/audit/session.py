@@ -24,6 +24,7 @@ import anyio.to_thread
 from gateway.audit.log import DisclosureLog, DisclosureStart
 from gateway.audit.subjects import release_order
 from gateway.errors import GatewayError
+from gateway.telemetry import metrics
 from policies import RequestError
 from tlog import RootAccumulator
 
@@ -200,6 +201,7 @@ class DisclosureSession:
         # Marked first: a finish that raises (the log is down) is not retried as a second final entry.
         self._state = _State.FINISHED
         self._finish_status = status
+        _count_findings(details)
         self._log.finish(
             self.disclosure_id,
             status=status.value,
@@ -226,3 +228,11 @@ class DisclosureSession:
         """``finish`` from the event loop: in a worker thread, shielded from cancellation (a disconnect)."""
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(lambda: self.finish(status, **values))
+
+
+def _count_findings(details: Mapping[str, Any] | None) -> None:
+    """Egress findings of one release (entity, column, count: never a value) into the metrics, by entity type."""
+    for alert in (details or {}).get("egress_findings") or ():
+        entity, count = alert.get("entity"), alert.get("count")
+        if isinstance(entity, str) and isinstance(count, int) and count > 0:
+            metrics.EGRESS_FINDINGS.labels(entity=entity).inc(count)

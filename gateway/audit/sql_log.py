@@ -46,6 +46,7 @@ from gateway.audit.entries import (
 )
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow, utcnow
 from gateway.errors import AuditUnavailableError
+from gateway.telemetry import metrics, tracing
 from tlog import Checkpoint, Node, Signer, TreeAppender, sign_checkpoint
 from tlog.canonical import canonical_json
 
@@ -86,7 +87,7 @@ def _parts_of(op: _Op) -> EntryParts | None:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "future", "op", "parts", "result", "subjects", "waited")
+    __slots__ = ("done", "error", "future", "op", "parts", "queued_at", "result", "subjects", "waited")
 
     def __init__(
         self,
@@ -104,9 +105,12 @@ class _Pending:
         self.done = threading.Event()
         self.result: int | None = None
         self.error: BaseException | None = None
+        self.queued_at = time.perf_counter()  # the write latency metric: queue wait + group commit
 
     def settle(self) -> None:
         """Wake the waiter: a thread on ``done``, or a coroutine through its loop (from the writer thread)."""
+        if not isinstance(self.op, _Barrier):  # a flush writes nothing: it would pull the latency down
+            metrics.LOG_WRITE_SECONDS.observe(time.perf_counter() - self.queued_at)
         self.done.set()
         if self.future is not None:
             loop, future = self.future
@@ -322,6 +326,7 @@ class SqlDisclosureLog:
     def _enqueue(self, pending: _Pending) -> None:
         self._ensure_thread()
         self._queue.put(pending)
+        metrics.LOG_QUEUE_DEPTH.set(self._queue.qsize())
 
     def _submit(self, op: _Op, subjects: tuple[bytes, ...] = ()) -> int:
         pending = _Pending(op, subjects)
@@ -365,7 +370,11 @@ class SqlDisclosureLog:
                     self._queue.put(None)
                     break
                 group.append(item)
-            self._commit_group(group)
+            metrics.LOG_QUEUE_DEPTH.set(self._queue.qsize())
+            started = time.perf_counter()
+            with tracing.span("disclosure_log.commit", {"dxg.entries": len(group)}):
+                self._commit_group(group)
+            metrics.LOG_COMMIT_SECONDS.observe(time.perf_counter() - started)
 
     def _db_time(self, moment: dt.datetime) -> Any:
         # Raw inserts bypass SQLAlchemy's type processing: store SQLite timestamps the way SQLAlchemy reads them.

@@ -29,11 +29,18 @@ if TYPE_CHECKING:
 
     from gateway.agreements.lifecycle import AgreementLifecycle
     from gateway.audit.log import SqlDisclosureLog
-    from gateway.auth import Principal
+    from gateway.auth import Principal, PrincipalStore
     from gateway.settings import Settings
     from keys import KeyRing
 
-__all__ = ["LIFECYCLE_COMMANDS", "add_lifecycle_commands", "run_lifecycle_command"]
+__all__ = [
+    "LIFECYCLE_COMMANDS",
+    "Deployment",
+    "Usage",
+    "add_lifecycle_commands",
+    "open_deployment",
+    "run_lifecycle_command",
+]
 
 LIFECYCLE_COMMANDS = frozenset({"apply", "approve", "accept-risk", "state", "versions", "schema"})
 _ROTATABLE = re.compile(r"^(agreement|domain):[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -63,7 +70,9 @@ def add_lifecycle_commands(
     accept.add_argument("--reason", required=True, help="why the risk is acceptable (logged: no personal data)")
     deployment_args(accept)
 
-    state = agreements_sub.add_parser("state", help="suspend, resume (active) or revoke an agreement (admin)")
+    state = agreements_sub.add_parser(
+        "state", help="suspend an agreement (admin); resuming and revoking need a second person (gateway actions)"
+    )
     state.add_argument("agreement_id")
     state.add_argument("state", choices=["suspended", "active", "revoked"])
     state.add_argument("--as", dest="principal", default=None, help="the admin (default: the only one)")
@@ -82,39 +91,44 @@ def add_lifecycle_commands(
     master = keys_sub.add_parser(
         "rotate-master", help="new master key file; every wrapped key re-wrapped (stop the gateway first)"
     )
+    master.add_argument(
+        "--action", default=None, help="the confirmed request (gateway actions request keys.rotate_master)"
+    )
     deployment_args(master)
 
 
 @dataclass
-class _Deployment:
+class Deployment:
     settings: Settings
     engine: Engine
     ring: KeyRing
     log: SqlDisclosureLog
     lifecycle: AgreementLifecycle
 
-    def principal(self, name: str | None, role: str) -> Principal:
+    def principals(self) -> PrincipalStore:
         from gateway.auth import PrincipalStore
 
-        store = PrincipalStore(self.engine, self.ring.derive("server:api-keys", "api-key-hash").reveal())
-        known = store.list()
+        return PrincipalStore(self.engine, self.ring.derive("server:api-keys", "api-key-hash").reveal())
+
+    def principal(self, name: str | None, role: str) -> Principal:
+        known = self.principals().list()
         if name is None:
             candidates = [p for p in known if p.has(role)]
             if len(candidates) != 1:
-                raise _Usage(f"name the {role} with --as (principals with that role: {len(candidates)})")
+                raise Usage(f"name the {role} with --as (principals with that role: {len(candidates)})")
             return candidates[0]
         for principal in known:
             if principal.name == name:
                 return principal
-        raise _Usage(f"there is no principal {name!r}; `gateway principals add` creates one")
+        raise Usage(f"there is no principal {name!r}; `gateway principals add` creates one")
 
 
-class _Usage(Exception):
-    pass
+class Usage(Exception):
+    """A command used wrongly: one line on stderr, exit 2."""
 
 
 @contextmanager
-def _deployment(args: argparse.Namespace) -> Iterator[_Deployment]:
+def open_deployment(args: argparse.Namespace) -> Iterator[Deployment]:
     import datetime as dt
 
     from gateway.agreements.lifecycle import AgreementLifecycle
@@ -142,7 +156,7 @@ def _deployment(args: argparse.Namespace) -> Iterator[_Deployment]:
             meter = risk_meter(connector, ring, lambda: dt.datetime.now(dt.UTC).date())
             registry = AgreementRegistry(AgreementStore(engine), catalog)
             lifecycle = AgreementLifecycle(registry, log, ring, risk=meter)
-            yield _Deployment(settings, engine, ring, log, lifecycle)
+            yield Deployment(settings, engine, ring, log, lifecycle)
         finally:
             connector.close()
             log.close()
@@ -155,7 +169,7 @@ def _print_problems(problems: list[str]) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def _apply(d: _Deployment, args: argparse.Namespace) -> int:
+def _apply(d: Deployment, args: argparse.Namespace) -> int:
     author = d.principal(args.principal, "admin")
     failures = 0
     for path in args.files:
@@ -203,7 +217,7 @@ def _print_risk(risk: dict[str, Any], out: Any = None) -> None:
     )
 
 
-def _approve(d: _Deployment, args: argparse.Namespace) -> int:
+def _approve(d: Deployment, args: argparse.Namespace) -> int:
     from gateway.agreements.lifecycle import RiskRefusedError
 
     approver = d.principal(args.principal, "approver")
@@ -227,7 +241,7 @@ def _approve(d: _Deployment, args: argparse.Namespace) -> int:
     return 0
 
 
-def _accept_risk(d: _Deployment, args: argparse.Namespace) -> int:
+def _accept_risk(d: Deployment, args: argparse.Namespace) -> int:
     approver = d.principal(args.principal, "approver")
     accepted = d.lifecycle.accept_risk(args.agreement_id, args.version, approver=approver, reason=args.reason)
     names = ", ".join(a.approver for a in accepted)
@@ -235,8 +249,17 @@ def _accept_risk(d: _Deployment, args: argparse.Namespace) -> int:
     return 0
 
 
-def _state(d: _Deployment, args: argparse.Namespace) -> int:
+def _state(d: Deployment, args: argparse.Namespace) -> int:
+    from gateway.agreements.actions import STATE_ACTIONS
+
     admin = d.principal(args.principal, "admin")
+    if args.state in STATE_ACTIONS:
+        d.lifecycle.plan_state(args.agreement_id, args.state)  # a change that cannot be made is refused now
+        action = STATE_ACTIONS[args.state]
+        raise Usage(
+            f"{action} needs a second person: `gateway actions request {action} --agreement {args.agreement_id}` "
+            "with your API key (DXG_API_KEY), then `gateway actions confirm ID` with another person's"
+        )
     v = d.lifecycle.set_state(args.agreement_id, args.state, by=admin, reason=args.reason)
     print(f"{v.agreement_id} v{v.version} is now {v.state}")
     if v.state == "revoked":
@@ -244,23 +267,23 @@ def _state(d: _Deployment, args: argparse.Namespace) -> int:
     return 0
 
 
-def _versions(d: _Deployment, args: argparse.Namespace) -> int:
+def _versions(d: Deployment, args: argparse.Namespace) -> int:
     versions = d.lifecycle.versions(args.agreement_id)
     if not versions:
-        raise _Usage(f"there is no agreement {args.agreement_id!r} in the database")
+        raise Usage(f"there is no agreement {args.agreement_id!r} in the database")
     for v in versions:
         approved = f", approved by {v.approved_by}" if v.approved_by else ""
         print(f"v{v.version} {v.state:<10} by {v.author}{approved} {v.digest}")
     return 0
 
 
-def _rotate(d: _Deployment, args: argparse.Namespace) -> int:
+def _rotate(d: Deployment, args: argparse.Namespace) -> int:
     owner = args.owner
     if not _ROTATABLE.match(owner):
-        raise _Usage("only agreement:<id> and domain:<name> keys are rotated this way")
+        raise Usage("only agreement:<id> and domain:<name> keys are rotated this way")
     if not d.ring.versions(owner):
         destroyed = d.ring.store.is_destroyed(owner)
-        raise _Usage(
+        raise Usage(
             f"{owner} was destroyed; it has no key to rotate"
             if destroyed
             else f"{owner} has no key yet (keys are made at first use): nothing to rotate"
@@ -276,6 +299,7 @@ def _rotate(d: _Deployment, args: argparse.Namespace) -> int:
 
 
 def _rotate_master(args: argparse.Namespace) -> int:
+    from gateway.agreements.actions import DualControl
     from gateway.audit.log import SqlDisclosureLog
     from gateway.audit.signer import LogSigner
     from gateway.db import create_gateway_engine, init_schema
@@ -284,12 +308,24 @@ def _rotate_master(args: argparse.Namespace) -> int:
     from keys import KeyRing, load_or_create_signing_key
     from keys.rotation import rotate_master_key_file
 
+    if not args.action:
+        raise Usage(
+            "rotating the master key needs a second person: `gateway actions request keys.rotate_master`, confirmed "
+            "with `gateway actions confirm ID` by another, then run this with --action ID"
+        )
     settings = settings_for(args.data_dir, args.config)
     engine = create_gateway_engine(settings.database_url)
     try:
         init_schema(engine)
         store = SqlKeyStore(engine)
-        done = rotate_master_key_file(settings.master_key_path, store.rewrap_all)
+        # Claimed once (confirmed -> executed) before anything changes: the same confirmation cannot run it twice.
+        control = DualControl(engine, log=None, lifecycle=None)  # claim() writes no entry; the rotation's entry does
+        claimed = control.claim(args.action, "keys.rotate_master")
+        try:
+            done = rotate_master_key_file(settings.master_key_path, store.rewrap_all)
+        except BaseException:
+            control.unclaim(claimed.id)
+            raise
         # The log's signing key is one of the re-wrapped keys: the entry is signed into the log under the new master.
         from keys import load_master_key
 
@@ -302,6 +338,11 @@ def _rotate_master(args: argparse.Namespace) -> int:
                     "old_key_id": done.old_key_id,
                     "new_key_id": done.new_key_id,
                     "rewrapped": done.rewrapped,
+                    "dual_control": {
+                        "action_id": claimed.id,
+                        "requested_by": claimed.requested_by,
+                        "confirmed_by": claimed.confirmed_by,
+                    },
                 }
             )
         finally:
@@ -336,9 +377,9 @@ def run_lifecycle_command(args: argparse.Namespace) -> int:
             "versions": _versions,
             "rotate": _rotate,
         }
-        with _deployment(args) as deployment:
+        with open_deployment(args) as deployment:
             return handlers[command](deployment, args)
-    except _Usage as exc:
+    except Usage as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
         return 2
     except GatewayError as exc:

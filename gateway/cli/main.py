@@ -9,12 +9,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli.actions import add_action_commands, run_action_command
 from gateway.cli.agreements import LIFECYCLE_COMMANDS, add_lifecycle_commands, run_lifecycle_command
+from gateway.cli.attribute import add_attribute_command, run_attribute_command
+from gateway.cli.odrl import EXPORT_COMMAND, add_export_command, run_export_command
+from gateway.cli.witness import (
+    add_log_witness_args,
+    add_receipt_witness_args,
+    add_witness_commands,
+    cmd_log_vkey,
+    log_witness_checks,
+    receipt_cosignature_problems,
+    run_witness_command,
+)
 from gateway.errors import ConfigError
 from keys import KeysError
 
@@ -70,6 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
     risk = agreements_sub.add_parser("risk", help="re-identification risk of an agreement on the current data")
     risk.add_argument("agreement_id")
     _deployment_args(risk)
+    add_export_command(agreements_sub, _deployment_args)
 
     principals = sub.add_parser("principals", help="principals and API keys")
     principals_sub = principals.add_subparsers(dest="principals_command", required=True)
@@ -83,6 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     verify = log_sub.add_parser("verify", help="verify the disclosure log (exit 1 on any tamper)")
     _deployment_args(verify)
     verify.add_argument("--public-key", type=Path, default=None, help="log public key (default: the deployment's)")
+    _deployment_args(add_log_witness_args(log_sub, verify))
 
     receipt = sub.add_parser("receipt", help="disclosure receipts")
     receipt_sub = receipt.add_subparsers(dest="receipt_command", required=True)
@@ -96,6 +112,10 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument(
         "--subject-hash", default=None, help="an accounting proof: the subject hash (hex) it must be for"
     )
+    add_receipt_witness_args(rverify)
+    add_witness_commands(sub)
+    add_attribute_command(sub, _deployment_args)
+    add_action_commands(sub, _deployment_args)
     return parser
 
 
@@ -130,19 +150,39 @@ def _serve(config: Path, host: str, port: int, workers: int) -> int:
     settings = load_settings(config)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     os.environ["DXG_CONFIG"] = str(config.resolve())
+    metrics_dir = _metrics_dir(workers)
     print(f"Serving on http://{host}:{port} (config {config}); Ctrl-C stops.", flush=True)
     # uvicorn's access log would write raw paths, which can hold a child's id; the gateway logs its own events.
-    uvicorn.run(
-        "gateway.web.asgi:create",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            "gateway.web.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+            # Serving limits (docs/operations.md#serving-limits): the protocol adds the header timeout uvicorn lacks.
+            http="gateway.web.serving:GuardedH11Protocol",
+            timeout_keep_alive=settings.keep_alive_timeout_s,
+            limit_concurrency=settings.max_connections,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """With several workers, prometheus-client's multiprocess mode: a fresh folder for this run's value files (set
+    before the workers start, so each one writes there and a scrape of any sums them all). None: one process, or the
+    operator set PROMETHEUS_MULTIPROC_DIR itself."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    directory = tempfile.mkdtemp(prefix="dxg-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -318,6 +358,8 @@ def _cmd_log_verify(args: argparse.Namespace) -> int:
     engine = create_gateway_engine(settings.database_url)
     try:
         report = verify_log(engine, verifier)
+        witness_problems, witness_notes = log_witness_checks(args, settings, engine)
+        report.problems.extend(witness_problems)
         # The dashboard shows when the log was last verified and the result (gateway/web/ui).
         from gateway.web.ui.integrity import record_cli_verification
 
@@ -329,6 +371,8 @@ def _cmd_log_verify(args: argparse.Namespace) -> int:
     print(report.summary())
     for extra in report.problems[1:]:
         print(f"  also: {extra}")
+    for note in witness_notes:
+        print(f"  witnesses: {note}")
     return 0 if report.ok else 1
 
 
@@ -354,6 +398,8 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"{args.content}: cannot read: {exc.strerror}") from exc
     report = verify_receipt(receipt, verifier, content=content, disclosure_id=args.disclosure_id)
+    witness_problems, witnessed = receipt_cosignature_problems(args, receipt)
+    report.problems.extend(witness_problems)
     if not report.ok:
         print(f"receipt INVALID: {report.problems[0]}")
         for extra in report.problems[1:]:
@@ -363,7 +409,9 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
     kinds = ", ".join(f"{e['type']} (index {e['index']})" for e in report.entries)
     print(
         f"receipt OK: disclosure {receipt['disclosure_id']} completed; {kinds} included in the log signed at size "
-        f"{size}" + ("; content matches" if content is not None else "; content not checked (pass --content)")
+        f"{size}"
+        + ("; content matches" if content is not None else "; content not checked (pass --content)")
+        + witnessed
     )
     return 0
 
@@ -386,13 +434,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agreements":
             if args.agreements_command in LIFECYCLE_COMMANDS:
                 return run_lifecycle_command(args)
+            if args.agreements_command == EXPORT_COMMAND:
+                return run_export_command(args)
             return _cmd_agreements_risk(args) if args.agreements_command == "risk" else _cmd_agreements_check(args)
         if args.command == "principals":
             return _cmd_principals_add(args)
         if args.command == "log":
-            return _cmd_log_verify(args)
+            return cmd_log_vkey(args) if args.log_command == "vkey" else _cmd_log_verify(args)
         if args.command == "receipt":
             return _cmd_receipt_verify(args)
+        if args.command == "witness":
+            return run_witness_command(args)
+        if args.command == "attribute":
+            return run_attribute_command(args, _load_verifier)
+        if args.command == "actions":
+            return run_action_command(args)
         return _COMMANDS[args.command](args)
     except (ConfigError, PolicyError, KeysError) as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ from gateway.connectors.base import Row
 from gateway.connectors.sql_aggregate import run_aggregate
 from gateway.db import bound_round_trips
 from gateway.errors import RegistryTimeoutError, RegistryUnavailableError
+from gateway.telemetry import tracing
 from policies import ColumnType, ReleasePlan
 from transforms.aggregate import AggregatePlan
 
@@ -218,6 +219,11 @@ class SqlConnector:
         return sql, tuple(values[i] if i >= 0 else fixed for i, fixed in order)
 
     def stream(self, plan: ReleasePlan, *, batch_rows: int) -> Iterator[list[Row]]:
+        # The span covers the query until its first rows can be read (the batches are read later, by the caller).
+        with tracing.span("registry.query", {"dxg.dataset": plan.dataset.name, "dxg.batch_rows": batch_rows}):
+            return self._stream(plan, batch_rows)
+
+    def _stream(self, plan: ReleasePlan, batch_rows: int) -> Iterator[list[Row]]:
         try:
             conn = self._engine.connect()
         except OperationalError as exc:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db.tables import PrivacyBudgetRow
 from gateway.errors import AuditUnavailableError, GatewayError
+from gateway.telemetry import metrics
 
 __all__ = ["BudgetExhaustedError", "BudgetState", "PrivacyBudget", "PrivacyBudgetRow", "to_units"]
 
@@ -115,6 +116,8 @@ class PrivacyBudget:
                 f"{total:g} left; nothing was spent or released. The approver can grant more budget with a new "
                 "version of the agreement"
             )
+        metrics.BUDGET_SPENT.labels(agreement=agreement_id).inc(epsilon)
+        metrics.BUDGET_REMAINING.labels(agreement=agreement_id).set(state.remaining)
         return state
 
     def refund(self, agreement_id: str, epsilon: float) -> None:

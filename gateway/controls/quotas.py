@@ -5,8 +5,10 @@
   rows are left, with its ``limit`` capped to what is left.
 
 Both are checked before the write-ahead log entry, so a refused request releases nothing and is not logged as a
-disclosure (the 429 answer carries ``Retry-After``). Previews and re-identifications are disclosures to approvers and
-to dual-controlled requests, not uses of the agreement by its parties, and do not count.
+disclosure (the 429 answer carries ``Retry-After``). Re-identifications (dual-controlled requests) do not count.
+A preview of a version someone approved shows real registry rows: its rows count against ``rows_per_day`` (checked
+before its entry too: 429 when used up, the samples capped to what is left), though it is not one of the parties'
+requests per minute; a draft's preview shows synthetic rows and releases 0 rows.
 
 The check is a read, not a reservation: requests running at the same moment in several processes can each pass it, so
 a limit can be exceeded by the requests in flight at that moment. Both queries use the index on
@@ -32,6 +34,7 @@ from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
 from gateway.db import DisclosureRow
 from gateway.errors import NotImplementedByGatewayError, RateLimitedError
+from gateway.telemetry import metrics
 from policies import Agreement, ReleasePlan
 
 __all__ = [
@@ -39,13 +42,17 @@ __all__ = [
     "ALERT_FACTOR",
     "ALERT_MIN_BASELINE",
     "EXEMPT_OPERATIONS",
+    "ROWS_EXEMPT_OPERATIONS",
     "apply_quotas",
     "check_quotas",
     "check_volume",
     "watch_volume",
 ]
 
+#: operations not counted in requests_per_minute (nor in volume alerts)
 EXEMPT_OPERATIONS = ("preview", "reidentify")
+#: operations whose rows are not counted in rows_per_day: a preview's real rows are (issue 15)
+ROWS_EXEMPT_OPERATIONS = ("reidentify",)
 ALERT_FACTOR = 10
 ALERT_BASELINE = 20
 ALERT_MIN_BASELINE = 5
@@ -59,22 +66,22 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
-def _counted(agreement_id: str) -> sa.ColumnElement[bool]:
+def _counted(agreement_id: str, exempt: tuple[str, ...] = EXEMPT_OPERATIONS) -> sa.ColumnElement[bool]:
     return sa.and_(
         _disclosures.c.agreement_id == agreement_id,
-        _disclosures.c.operation.not_in(EXEMPT_OPERATIONS),
+        _disclosures.c.operation.not_in(exempt),
     )
 
 
-def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime) -> int | None:
+def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime, *, count_request: bool = True) -> int | None:
     """Raise :class:`RateLimitedError` if a limit of ``agreement`` is reached; else the rows still allowed today
-    (None when there is no daily limit)."""
+    (None when there is no daily limit). ``count_request=False`` (a preview): only the daily rows apply."""
     limits = agreement.limits
     if limits.requests_per_minute is None and limits.rows_per_day is None:
         return None
     moment = _utc(now)
     with engine.connect() as conn:
-        rpm = limits.requests_per_minute
+        rpm = limits.requests_per_minute if count_request else None
         if rpm is not None:
             since = moment - _WINDOW
             window = sa.and_(_counted(agreement.id), _disclosures.c.started_at > since)
@@ -89,6 +96,7 @@ def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime) -> int 
                     .limit(1)
                 ).scalar_one()
                 retry = math.ceil((_utc(edge) + _WINDOW - moment).total_seconds())
+                metrics.QUOTA_REJECTIONS.labels(agreement=agreement.id, limit="requests_per_minute").inc()
                 raise RateLimitedError(
                     f"agreement {agreement.id!r} allows {rpm} requests per minute and that many were made in the "
                     f"last minute; retry in {max(1, retry)} s",
@@ -100,12 +108,13 @@ def check_quotas(engine: Engine, agreement: Agreement, now: dt.datetime) -> int 
         midnight = dt.datetime.combine(moment.date(), dt.time(), tzinfo=dt.UTC)
         used = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(_disclosures.c.rows), 0)).where(
-                _counted(agreement.id), _disclosures.c.started_at >= midnight
+                _counted(agreement.id, ROWS_EXEMPT_OPERATIONS), _disclosures.c.started_at >= midnight
             )
         ).scalar_one()
     left = per_day - int(used)
     if left <= 0:
         retry = math.ceil((midnight + dt.timedelta(days=1) - moment).total_seconds())
+        metrics.QUOTA_REJECTIONS.labels(agreement=agreement.id, limit="rows_per_day").inc()
         raise RateLimitedError(
             f"agreement {agreement.id!r} allows {per_day} rows per day and today's are used up; the quota resets at "
             "00:00 UTC",

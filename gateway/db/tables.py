@@ -15,7 +15,9 @@ __all__ = [
     "MAX_REASON",
     "AgreementRiskAcceptanceRow",
     "AgreementVersionRow",
+    "AlertAcknowledgementRow",
     "ApiKeyRow",
+    "CheckpointCosignatureRow",
     "CheckpointRow",
     "DisclosureRow",
     "KeyTombstoneRow",
@@ -23,6 +25,7 @@ __all__ = [
     "LogHeadRow",
     "LogNodeRow",
     "LogVerificationRow",
+    "PendingActionRow",
     "PrincipalRow",
     "PrivacyBudgetRow",
     "ReidentificationApprovalRow",
@@ -257,3 +260,46 @@ class LogVerificationRow(SQLModel, table=True):
     checkpoints: int
     seconds: float
     summary: str = Field(max_length=1000)  # VerifyReport.summary(): names entries and checkpoints, never data
+
+
+# Dual control: actions requested by one principal and confirmed by a second (policies/dual_control.py).
+class PendingActionRow(SQLModel, table=True):
+    """One request of an action under dual control, its confirmation and its execution. The state moves only
+    forward (pending -> confirmed -> executed) by conditional updates, so a confirmation is counted once."""
+
+    __tablename__ = "pending_actions"
+    id: str = Field(primary_key=True, max_length=64)
+    action: str = Field(max_length=64)
+    target: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+    requested_by: str = Field(max_length=64)
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+    state: str = Field(index=True, max_length=16)
+    confirmed_by: str | None = Field(default=None, max_length=64)
+    confirmed_at: dt.datetime | None = None
+    executed_at: dt.datetime | None = None
+
+
+class AlertAcknowledgementRow(SQLModel, table=True):
+    """A compliance officer's acknowledgement of a dashboard alert, with a note (also written to the disclosure log).
+    The key names the alert (``disclosure:<id>:<kind>``, ``entry:<seq>``, ``quota:<agreement>:<kind>:<day>``), never
+    personal data; the primary key makes "acknowledged once" a database fact."""
+
+    __tablename__ = "alert_acknowledgements"
+    alert_key: str = Field(primary_key=True, max_length=200)
+    acknowledged_by: str = Field(max_length=64)
+    acknowledged_at: dt.datetime = Field(default_factory=utcnow)
+    note: str = Field(max_length=500)
+    log_index: int = Field(sa_type=sa.BigInteger)  # the log entry that records the acknowledgement
+
+
+class CheckpointCosignatureRow(SQLModel, table=True):
+    """A witness's cosignature (C2SP tlog-cosignature line) of a signed checkpoint, verified when it was received."""
+
+    __tablename__ = "checkpoint_cosignatures"
+    size: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    witness: str = Field(primary_key=True, max_length=200)
+    line: str = Field(max_length=400)  # "— <name> base64(key ID || timestamp || signature)\n"
+    cosigned_at: int = Field(sa_type=sa.BigInteger)  # the cosignature's own timestamp (POSIX seconds)
+    received_at: dt.datetime = Field(default_factory=utcnow)

@@ -1304,6 +1304,7 @@ CREATE INDEX idx_children_birth_date ON children (birth_date);
 CREATE INDEX idx_guardians_child_primary ON guardians (child_id, is_primary);
 CREATE INDEX idx_enrollments_child ON enrollments (child_id);
 CREATE INDEX idx_subsidies_child ON subsidies (child_id);
+CREATE INDEX idx_children_student_number ON children (student_number);
 """
 
 _VIEWS = """

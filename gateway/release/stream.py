@@ -28,6 +28,7 @@ from gateway.release.order import KeyedOrder
 from gateway.release.prepare import Prepared, Row, prepare
 from gateway.release.terms import AgreementTerms, Requester, open_session
 from gateway.services import Services
+from gateway.telemetry import tracing
 from policies import Agreement, ReleasePlan
 from transforms import CsvWriter, NdjsonWriter
 from transforms.egress import EgressBlocked
@@ -117,7 +118,8 @@ class _Streamer:
 
     def first(self, batches: Iterator[list[Row]]) -> bytes | None:
         """Collect, then render and index the first group before the response starts."""
-        self.collect(batches)
+        with tracing.span("release.transform", {"dxg.operation": self.operation}):
+            self.collect(batches)  # fetch, transform, egress scan, into the keyed release order
         item = self.produce()
         if item is None:
             return None

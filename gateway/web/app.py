@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -22,9 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.applog import get_logger
 from gateway.errors import AuditUnavailableError, GatewayError
 from gateway.services import Services
+from gateway.telemetry import metrics
+from gateway.web.limits import BodyDeadlineMiddleware, ExtractSlots, ServingLimits
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
 from gateway.web.routes.accounting_proof import subject_disclosures_proof
+from gateway.web.routes.actions import confirm_action, list_actions, request_action
 from gateway.web.routes.admin_agreements import (
     accept_version_risk,
     agreement_version,
@@ -33,10 +37,11 @@ from gateway.web.routes.admin_agreements import (
     approve_version,
     list_admin_agreements,
     preview_version,
+    reject_version,
     set_agreement_state,
 )
 from gateway.web.routes.aggregate import aggregate
-from gateway.web.routes.agreements import list_agreements
+from gateway.web.routes.agreements import get_agreement, list_agreements
 from gateway.web.routes.claims import verify
 from gateway.web.routes.common import new_id, request_id
 from gateway.web.routes.compliance import (
@@ -48,7 +53,8 @@ from gateway.web.routes.compliance import (
     subject_disclosures,
 )
 from gateway.web.routes.extract import extract
-from gateway.web.routes.log import checkpoint, consistency, public_key
+from gateway.web.routes.log import checkpoint, consistency, public_key, vkey, witnesses
+from gateway.web.routes.metrics import metrics_endpoint
 from gateway.web.routes.ops import healthz, openapi, readyz
 from gateway.web.routes.records import records
 from gateway.web.routes.reidentify import (
@@ -58,6 +64,7 @@ from gateway.web.routes.reidentify import (
     request_reidentification,
 )
 from gateway.web.routes.risk import agreement_risk
+from gateway.web.telemetry import TelemetryMiddleware
 from gateway.web.ui import create_ui_app
 
 __all__ = ["create_app"]
@@ -203,14 +210,17 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     gc.freeze()
     yield
     app.state.services.close()
+    metrics.mark_process_dead(os.getpid())  # this worker's live gauges stop counting (multiprocess mode)
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services, limits: ServingLimits | None = None) -> Starlette:
+    limits = limits or ServingLimits()
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/agreements", list_agreements, methods=["GET"]),
+        Route("/v1/agreements/{agreement_id}", get_agreement, methods=["GET"]),
         Route("/v1/agreements/{agreement_id}/extract", extract, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/aggregate", aggregate, methods=["POST"]),
         Route("/v1/agreements/{agreement_id}/risk", agreement_risk, methods=["GET"]),
@@ -230,6 +240,7 @@ def create_app(services: Services) -> Starlette:
             methods=["POST"],
         ),
         Route("/v1/admin/agreements/{agreement_id}/versions/{version}/preview", preview_version, methods=["GET"]),
+        Route("/v1/admin/agreements/{agreement_id}/versions/{version}/reject", reject_version, methods=["POST"]),
         Route("/v1/admin/reidentifications", list_reidentifications, methods=["GET"]),
         Route("/v1/admin/reidentifications/{request_id}/approve", approve_reidentification, methods=["POST"]),
         Route("/v1/disclosures", list_disclosures, methods=["GET"]),
@@ -242,7 +253,13 @@ def create_app(services: Services) -> Starlette:
         Route("/v1/log/checkpoint", checkpoint, methods=["GET"]),
         Route("/v1/log/proof/consistency", consistency, methods=["GET"]),
         Route("/v1/log/public-key", public_key, methods=["GET"]),
+        Route("/v1/admin/actions", list_actions, methods=["GET"]),
+        Route("/v1/admin/actions", request_action, methods=["POST"]),
+        Route("/v1/admin/actions/{action_id}/confirm", confirm_action, methods=["POST"]),
+        Route("/v1/log/vkey", vkey, methods=["GET"]),
+        Route("/v1/log/witnesses", witnesses, methods=["GET"]),
         Mount("/ui", app=create_ui_app(services)),  # compliance dashboard (HTML; gateway/web/ui)
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
@@ -258,4 +275,9 @@ def create_app(services: Services) -> Starlette:
     app.state.services = services
     ids = RequestIds(lambda: services.keyring.derive(KEY_OWNER, KEY_PURPOSE).reveal(), new_id)
     app.add_middleware(RequestContextMiddleware, ids=ids)
+    # Serving limits (gateway/web/limits.py) and request metrics (outermost: they see every answer, 408s included).
+    app.state.serving_limits = limits
+    app.state.extract_slots = ExtractSlots(limits.max_concurrent_extracts)
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=limits.body_timeout_s)
+    app.add_middleware(TelemetryMiddleware)
     return app

@@ -14,7 +14,9 @@ from starlette.applications import Starlette
 from gateway.applog import configure_logging
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
+from gateway.web import serving
 from gateway.web.app import create_app
+from gateway.web.limits import ServingLimits
 from gateway.wiring import build_services
 
 __all__ = ["create"]
@@ -26,4 +28,5 @@ def create() -> Starlette:
         raise ConfigError("DXG_CONFIG is not set: point it at the deployment's gateway.yaml")
     settings = load_settings(Path(config))
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    return create_app(build_services(settings))
+    serving.configure(settings)  # the protocol's header timeout and body backstop in this worker
+    return create_app(build_services(settings), ServingLimits.of(settings))

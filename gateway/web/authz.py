@@ -26,8 +26,20 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "disclosures.totals": frozenset({"compliance"}),
     "log.verify": frozenset({"compliance", "admin"}),
     # the dashboard itself, and its agreements page (what the agreements release, not data)
-    "dashboard.enter": frozenset({"compliance", "admin"}),
+    # Approvers enter to review versions (issue 17): they see agreements, never the disclosure log (above).
+    "dashboard.enter": frozenset({"compliance", "admin", "approver"}),
     "agreements.oversee": _OVERSIGHT,
+    # dual control (policies/dual_control.py decides per action who may request and who may confirm it)
+    "actions.request": frozenset({"admin"}),
+    "actions.confirm": frozenset({"admin", "approver"}),
+    "actions.read": _OVERSIGHT,
+    # the measured re-identification risk and lint findings of an agreement version: counts and ratios, no data;
+    # compliance officers oversee what agreements release, so the page that links it and the API agree (issue 17)
+    "agreements.risk_report": _OVERSIGHT,
+    # approving, rejecting and accepting the risk of a draft version (four eyes is the lifecycle's rule)
+    "agreements.approve": frozenset({"approver"}),
+    # acknowledging an open alert with a note (stored, and written to the disclosure log)
+    "alerts.acknowledge": frozenset({"compliance"}),
 }
 
 

@@ -11,13 +11,27 @@ import re
 import anyio.to_thread
 from starlette.requests import Request
 
+from gateway.applog import get_logger
 from gateway.auth import Principal
 from gateway.errors import AuthError, AuthThrottledError
 from gateway.services import Services
+from gateway.telemetry import metrics
 
-__all__ = ["check_bearer", "client_address", "presented_key_id"]
+__all__ = ["check_bearer", "client_address", "presented_key_id", "record_failure"]
 
 _KEY_ID = re.compile(r"^dxg_([a-z2-7]{16})_")
+_log = get_logger("gateway.auth")
+
+
+async def record_failure(found: Services, address: str, key_id: str | None) -> None:
+    """Count a failed authentication; when a limit is reached, append an ``alert.auth_failures`` entry to the log
+    (the dashboard's alerts list shows it to compliance). Best effort: the 401 goes out whether or not the entry
+    could be written, and the entry names the kind of counter and counts, never the address, key id or key."""
+    for alert in found.auth_throttle.failed(address, key_id):
+        try:
+            await anyio.to_thread.run_sync(found.log.append_event, alert.entry())
+        except Exception as exc:  # the log down must not turn a 401 into a 500; the application log has the event
+            _log.error("auth_failures_alert_failed", counter=alert.counter, error_type=type(exc).__name__)
 
 
 def client_address(request: Request) -> str:
@@ -47,14 +61,17 @@ async def check_bearer(request: Request, found: Services, header: str) -> Princi
     # Refused before any check (no database read, no HMAC) while this address or key id is over its limit.
     wait = throttle.retry_after(address, key_id)
     if wait is not None:
+        metrics.AUTH_FAILURES.labels(reason="throttled").inc()
         raise AuthThrottledError(wait)
     if scheme.lower() != "bearer" or not key:
-        throttle.failed(address, None)
+        await record_failure(found, address, None)
+        metrics.AUTH_FAILURES.labels(reason="malformed").inc()
         raise AuthError("the Authorization header must be 'Bearer <key>'")
     principal = await anyio.to_thread.run_sync(authenticator.authenticate, key)
     if principal is not None:
         throttle.succeeded(key_id)
     if principal is None:
-        throttle.failed(address, key_id)
+        await record_failure(found, address, key_id)
+        metrics.AUTH_FAILURES.labels(reason="invalid_key").inc()
         raise AuthError("the API key is not valid (unknown, revoked, or its principal is disabled)")
     return principal

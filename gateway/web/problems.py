@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
+from gateway.telemetry import metrics
+
 __all__ = ["PROBLEM_TYPE_BASE", "problem_response"]
 
 PROBLEM_TYPE_BASE = "https://dx-gateway.example/problems/"
@@ -22,6 +24,7 @@ def problem_response(
     request_id: str | None = None,
     extra: Mapping[str, object] | None = None,
 ) -> Response:
+    metrics.REFUSALS.labels(status=str(status), code=code).inc()
     body: dict[str, object] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,

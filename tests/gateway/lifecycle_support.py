@@ -63,12 +63,30 @@ async def approve(client: httpx.AsyncClient, env: Env, agreement_id: str, versio
 
 
 async def set_state(
-    client: httpx.AsyncClient, env: Env, agreement_id: str, state: str, who: str = "admin", reason: str | None = None
+    client: httpx.AsyncClient,
+    env: Env,
+    agreement_id: str,
+    state: str,
+    who: str = "admin",
+    reason: str | None = None,
+    confirm_by: str | None = "approver",
 ) -> httpx.Response:
+    """Change the state; a revocation or resumption (requested, 202) is confirmed by ``confirm_by`` (None: not)."""
     body: dict[str, Any] = {"state": state}
     if reason is not None:
         body["reason"] = reason
-    return await client.post(f"/v1/admin/agreements/{agreement_id}/state", headers=env.auth(who), json=body)
+    response = await client.post(f"/v1/admin/agreements/{agreement_id}/state", headers=env.auth(who), json=body)
+    if response.status_code != 202 or confirm_by is None:
+        return response
+    confirmed = await confirm_action(client, env, response.json()["id"], confirm_by)
+    if confirmed.status_code != 200:
+        return confirmed
+    # What the state change answered before dual control: the changed version.
+    return httpx.Response(200, json=confirmed.json()["agreement"], request=confirmed.request)
+
+
+async def confirm_action(client: httpx.AsyncClient, env: Env, action_id: str, who: str) -> httpx.Response:
+    return await client.post(f"/v1/admin/actions/{action_id}/confirm", headers=env.auth(who))
 
 
 async def activate(client: httpx.AsyncClient, env: Env, text: str) -> dict[str, Any]:

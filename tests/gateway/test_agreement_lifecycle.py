@@ -390,10 +390,22 @@ fields:
   notes: keep
 egress: {{on_finding: redact, exempt: [national_id, guardian_phone]}}
 """
+    # The draft as the review wrote it has lint errors (a legal basis of "none", free text unredacted): it could
+    # never be approved, so it is not previewed at all, and nothing is logged as released.
+    clean = draft.replace('legal_basis: "none"', 'legal_basis: "Registry measures, article 12 (transfer of records)"')
+    clean = clean.replace("version: 1", "version: 2").replace("notes: keep", "notes: {redact: [CN_RESIDENT_ID]}")
     async with env.client() as client:
         applied = await apply(client, env, draft, who="admin")
         assert applied.status_code == 201, applied.text
-        preview = await client.get("/v1/admin/agreements/peek/versions/1/preview", headers=env.auth("admin"))
+        before = disclosure_count(env)
+        refused = await client.get("/v1/admin/agreements/peek/versions/1/preview", headers=env.auth("admin"))
+        assert_problem(refused, 409, "lint-errors")
+        assert disclosure_count(env) == before
+        # Lint-clean, the same scope on one child with identifiers kept: the preview is synthetic.
+        applied = await apply(client, env, clean, who="admin")
+        assert applied.status_code == 201, applied.text
+        assert not [f for f in applied.json()["lint"] if f["severity"] == "error"], applied.json()["lint"]
+        preview = await client.get("/v1/admin/agreements/peek/versions/2/preview", headers=env.auth("admin"))
     assert preview.status_code == 200, preview.text
     # (the child id is in the answer: it is the draft's own row_scope, which the admin wrote)
     for value in (child["national_id"], child["name"], child["student_number"], *phones):

@@ -42,6 +42,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
+def credentials(directory: Path) -> dict[str, str]:
+    return {c["principal"]: c["api_key"] for c in json.loads((directory / "credentials.json").read_text())}
+
+
+def run_as(capsys: pytest.CaptureFixture[str], api_key: str, *argv: str) -> tuple[int, str]:
+    return run(capsys, *argv, "--api-key", api_key)
+
+
 def test_the_demo_puts_its_agreements_in_force_with_four_eyes(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     states = rows(demo, "SELECT agreement_id, state, author, approved_by FROM agreement_versions ORDER BY 1")
     assert [s[0] for s in states] == ["finance-subsidy", "public-statistics", "research-continuity", "school-transfer"]
@@ -114,7 +122,31 @@ def test_apply_approve_state_from_the_cli(demo: Path, capsys: pytest.CaptureFixt
     code, out = run(
         capsys, "agreements", "state", "research-continuity", "revoked", "--as", "registry-admin", "--reason", "x", *d
     )
-    assert code == 0 and "keys were destroyed" in out
+    assert code == 2 and "needs a second person" in out and "gateway actions request" in out  # one admin alone: no
+    assert rows(
+        demo, "SELECT state FROM agreement_versions WHERE agreement_id = 'research-continuity' AND version = 3"
+    ) == [("suspended",)]
+    keys = credentials(demo)
+    code, out = run_as(
+        capsys,
+        keys["registry-admin"],
+        "actions",
+        "request",
+        "agreement.revoke",
+        "--agreement",
+        "research-continuity",
+        "--reason",
+        "ended",
+        *d,
+    )
+    assert code == 0 and "pending" in out, out
+    action_id = out.split()[0]
+    code, out = run_as(capsys, keys["registry-admin"], "actions", "confirm", action_id, *d)
+    assert code == 1 and "four eyes" in out  # the requester cannot confirm their own request
+    code, out = run_as(capsys, keys["approver-li"], "actions", "confirm", action_id, *d)
+    assert code == 0 and "executed" in out and "confirmed by approver-li" in out
+    code, out = run_as(capsys, keys["approver-li"], "actions", "confirm", action_id, *d)
+    assert code == 1 and "already executed" in out  # a replayed confirmation
     code, out = run(capsys, "agreements", "versions", "research-continuity", *d)
     assert "v2 superseded" in out and "v3 revoked" in out and "v4 draft" in out
     assert rows(demo, "SELECT COUNT(*) FROM wrapped_keys WHERE owner = 'domain:pku-study'") == [(0,)]
@@ -166,12 +198,46 @@ def test_rotate_the_master_key(demo: Path, capsys: pytest.CaptureFixture[str]) -
     engine = create_gateway_engine(f"sqlite:///{demo / 'gateway.db'}")
     token_key = KeyRing(old, SqlKeyStore(engine)).derive("domain:pku-study", "tokenize").reveal()
     engine.dispose()
-    code, out = run(capsys, "keys", "rotate-master", "--data-dir", str(demo))
+    d = ["--data-dir", str(demo)]
+    code, out = run(capsys, "keys", "rotate-master", *d)
+    assert code == 2 and "needs a second person" in out and load_master_key(demo / "master.key") == old
+    keys = credentials(demo)
+    code, out = run_as(capsys, keys["registry-admin"], "actions", "request", "keys.rotate_master", *d)
+    assert code == 0, out
+    action_id = out.split()[0]
+    code, out = run(capsys, "keys", "rotate-master", "--action", action_id, *d)
+    assert code == 1 and "second person" in out and load_master_key(demo / "master.key") == old  # unconfirmed
+    # Someone with database access marks a request confirmed: the log has no confirmation, so nothing runs.
+    engine = create_gateway_engine(f"sqlite:///{demo / 'gateway.db'}")
+    with engine.begin() as conn:
+        forged = "f" * 32
+        conn.execute(
+            sa.text(
+                "INSERT INTO pending_actions (id, action, requested_by, requested_at, expires_at, state, confirmed_by, "
+                "confirmed_at) SELECT :f, action, requested_by, requested_at, expires_at, 'confirmed', 'approver-li', "
+                "requested_at FROM pending_actions WHERE id = :a"
+            ),
+            {"f": forged, "a": action_id},
+        )
+    engine.dispose()
+    code, out = run(capsys, "keys", "rotate-master", "--action", forged, *d)
+    assert code == 1 and "no action.confirmed entry" in out and load_master_key(demo / "master.key") == old
+    code, out = run_as(capsys, keys["approver-li"], "actions", "confirm", action_id, *d)
+    assert code == 0 and "confirmed" in out and f"rotate-master --action {action_id}" in out
+    code, out = run(capsys, "keys", "rotate-master", "--action", action_id, *d)
     assert code == 0, out
     new = load_master_key(demo / "master.key")
     assert new != old and "re-wrapped" in out
     (backup,) = demo.glob("master.key.old-*")
     assert load_master_key(backup) == old and stat.S_IMODE(os.stat(backup).st_mode) == 0o600
+    (entry,) = [json.loads(b) for (b,) in rows(demo, "SELECT body FROM log_entries WHERE kind = 'keys.master_rotated'")]
+    assert entry["dual_control"] == {
+        "action_id": action_id,
+        "requested_by": "registry-admin",
+        "confirmed_by": "approver-li",
+    }
+    code, out = run(capsys, "keys", "rotate-master", "--action", action_id, *d)
+    assert code == 1 and "already executed" in out and load_master_key(demo / "master.key") == new  # run once
     assert old.key_id not in {json.loads(w)["master_key_id"] for (w,) in rows(demo, "SELECT wrapped FROM wrapped_keys")}
     engine = create_gateway_engine(f"sqlite:///{demo / 'gateway.db'}")
     try:

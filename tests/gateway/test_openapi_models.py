@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from gateway.audit.reader import ACCOUNTING_FIELDS
 from gateway.errors import MalformedRequestError, ValidationError
+from gateway.web.models.actions import ActionRequest
 from gateway.web.models.base import RequestBody, parse_body
 from gateway.web.models.compliance import AccountingEntry, SubjectQuery
 from gateway.web.models.lifecycle import ApplyRequest, ReidentifyRequest, StateChange
@@ -73,6 +74,7 @@ VALIDATED = {
     ("/v1/admin/agreements", "post"): ApplyRequest,
     ("/v1/admin/agreements/{agreement_id}/state", "post"): StateChange,
     ("/v1/agreements/{agreement_id}/reidentify", "post"): ReidentifyRequest,
+    ("/v1/admin/actions", "post"): ActionRequest,
 }
 
 

@@ -604,7 +604,8 @@ async def test_agreements_page_shows_status_usage_and_links(env: Env) -> None:
     assert "li.ming@registry.example" in research
     assert re.search(r"<dt>Requests today</dt>\s*<dd>1; last minute", research)
     assert 'value="40"' in research and "40 of 20,000,000" in research
-    assert 'href="/v1/agreements/research-continuity/risk"' in research
+    # The dashboard's own risk page, which the compliance key may read (it used to link an API answering it 403).
+    assert 'href="/ui/agreements/research-continuity/risk"' in research
     assert "DP budget left</dt>\n    <dd>n/a" in research
     expired = text[text.index(">research-expired <") :]
     assert "status-expired" in expired[:200]

@@ -59,6 +59,7 @@ class Endpoint:
     content_type: str | None = None
 
 
+_FORM = "application/x-www-form-urlencoded"
 STATS_AGG = {"group_by": ["gender"], "measures": ["count"]}
 VERIFY = {"subject_id": "{cid}", "claims": {"status": "enrolled"}}
 REID = {"field": "child_id", "tokens": ["abc"], "reason": "follow-up"}
@@ -92,10 +93,31 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     "checkpoint": Endpoint("GET", "/v1/log/checkpoint", "research"),
     "consistency": Endpoint("GET", "/v1/log/proof/consistency?first=1&second=1", "research"),
     "public-key": Endpoint("GET", "/v1/log/public-key", "research"),
+    "vkey": Endpoint("GET", "/v1/log/vkey", "research"),
+    "witnesses": Endpoint("GET", "/v1/log/witnesses", "research"),
     "ui": Endpoint("GET", "/ui/", "research"),
+    "agreement": Endpoint("GET", "/v1/agreements/research-continuity", "research"),
+    "agreement-expired": Endpoint("GET", "/v1/agreements/research-expired", "research"),
+    "agreement-missing": Endpoint("GET", "/v1/agreements/no-such-agreement", "research"),
+    # Dashboard pages ask the same table (gateway/web/authz.py) as the API rows above: risk, log, accounting.
+    "ui-risk": Endpoint("GET", "/ui/agreements/research-continuity/risk", "research"),
+    "ui-log": Endpoint("GET", "/ui/disclosures", "research"),
+    "ui-subjects": Endpoint("GET", "/ui/subjects", "research"),
+    "ui-ack": Endpoint(
+        "POST", "/ui/alerts/acknowledge", "research", content=b"alert_key=nope&note=x", content_type=_FORM
+    ),
 }
 
 STORE_ENDPOINTS: dict[str, Endpoint] = {
+    # The dashboard's review page of a draft, and its approve form on a version that is no draft any more.
+    "ui-review": Endpoint("GET", "/ui/agreements/public-statistics/versions/1", "stats"),
+    "ui-approve": Endpoint(
+        "POST",
+        "/ui/agreements/research-continuity/versions/1/approve",
+        "research",
+        content=b"confirm=1",
+        content_type=_FORM,
+    ),
     "versions": Endpoint("GET", "/v1/agreements/research-continuity/versions", "research"),
     "versions-revoked": Endpoint("GET", "/v1/agreements/finance-subsidy/versions", "finance"),
     "versions-missing": Endpoint("GET", "/v1/agreements/no-such-agreement/versions", "research"),
@@ -120,11 +142,25 @@ STORE_ENDPOINTS: dict[str, Endpoint] = {
     "admin-state": Endpoint(
         "POST", "/v1/admin/agreements/research-continuity/state", "research", {"state": "suspended", "reason": "t"}
     ),
+    "admin-reject": Endpoint(
+        "POST", "/v1/admin/agreements/research-continuity/versions/1/reject", "research", {"reason": "t"}
+    ),
     "admin-preview": Endpoint("GET", "/v1/admin/agreements/research-continuity/versions/1/preview", "research"),
     "reid-request": Endpoint("POST", "/v1/agreements/research-continuity/reidentify", "research", REID),
     "reid-list": Endpoint("GET", "/v1/admin/reidentifications", "research"),
     "reid-get-missing": Endpoint("GET", "/v1/reidentifications/{missing}", "research"),
     "reid-approve-missing": Endpoint("POST", "/v1/admin/reidentifications/{missing}/approve", "research"),
+    "agreement-suspended": Endpoint("GET", "/v1/agreements/school-transfer", "school"),
+    "agreement-revoked": Endpoint("GET", "/v1/agreements/finance-subsidy", "finance"),
+    # Dual control: requests are recorded (202) and run only when a second person confirms them.
+    "admin-state-revoke": Endpoint(
+        "POST", "/v1/admin/agreements/research-continuity/state", "research", {"state": "revoked", "reason": "t"}
+    ),
+    "actions-request": Endpoint(
+        "POST", "/v1/admin/actions", "research", {"action": "agreement.revoke", "agreement_id": "research-continuity"}
+    ),
+    "actions-list": Endpoint("GET", "/v1/admin/actions", "research"),
+    "actions-confirm-missing": Endpoint("POST", "/v1/admin/actions/" + "0" * 32 + "/confirm", "research"),
 }
 
 # -- the table ------------------------------------------------------------------------------------------------------
@@ -152,8 +188,9 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("records-expired",    NV,      NP,       NP,         NP,     NP,       UA),
     ("verify",             200,     NP,       NP,         NP,     NP,       UA),
     ("verify-expired",     NV,      NP,       NP,         NP,     NP,       UA),
-    ("risk",               RR,      RR,       RR,         200,    200,      UA),
-    ("risk-missing",       RR,      RR,       RR,         NF,     NF,       UA),
+    # Compliance officers oversee what agreements release: the risk report is theirs too (issue 17).
+    ("risk",               RR,      RR,       200,        200,    200,      UA),
+    ("risk-missing",       RR,      RR,       NF,         NF,     NF,       UA),
     # A requester lists its own disclosures only (checked below); admins and approvers are not log readers.
     ("disclosures",        200,     200,      200,        RR,     RR,       UA),
     # "compliance, or its requester": everyone else gets the same 404 as for an id that does not exist.
@@ -168,8 +205,20 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("checkpoint",         200,     200,      200,        200,    200,      UA),
     ("consistency",        200,     200,      200,        200,    200,      UA),
     ("public-key",         200,     200,      200,        200,    200,      200),  # public by design
-    # Dashboard: compliance or admin only; a browser without a session is sent to sign in.
-    ("ui",                 DASH,    DASH,     200,        200,    DASH,     303),
+    ("vkey",               200,     200,      200,        200,    200,      200),  # public by design
+    # Any authenticated caller; the harness gateway has no witnesses configured.
+    ("witnesses",          NF,      NF,       NF,         NF,     NF,       UA),
+    # Dashboard: compliance, admin and approver (to review versions); without a session, sign in.
+    ("ui",                 DASH,    DASH,     200,        200,    200,      303),
+    ("ui-risk",            DASH,    DASH,     200,        200,    200,      303),
+    # HTML pages: status only. The log and a child's accounting stay compliance's in the dashboard as in the API.
+    ("ui-log",             DASH,    DASH,     200,        403,    403,      303),
+    ("ui-subjects",        DASH,    DASH,     200,        403,    403,      303),
+    # Only compliance acknowledges alerts (an unknown alert: 404).
+    ("ui-ack",             DASH,    DASH,     404,        403,    403,      401),
+    ("ui-review",          DASH,    DASH,     200,        200,    200,      303),
+    # Only approvers decide; research-continuity v1 is active, so there is nothing left to approve.
+    ("ui-approve",         DASH,    DASH,     403,        403,    409,      401),
     # -- lifecycle (database-backed agreements) --
     # A party sees the non-draft versions that name it as a party; to others they do not exist.
     ("versions",           200,     NF,       200,        200,    200,      UA),
@@ -188,12 +237,24 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("admin-approve",      RR,      RR,       RR,         RR,     200,      UA),
     # Only approvers accept a risk; research-continuity v1 is active, so there is nothing left to accept.
     ("admin-accept-risk",  RR,      RR,       RR,         RR,     "409:not-a-draft", UA),
+    # Only approvers reject, and only a draft (research-continuity v1 is active).
+    ("admin-reject",       RR,      RR,       RR,         RR,     "409:not-a-draft", UA),
     ("admin-state",        RR,      RR,       RR,         200,    RR,       UA),
     ("admin-preview",      RR,      RR,       RR,         200,    200,      UA),
     ("reid-request",       "403:reidentification-not-allowed", NP, NP, NP, NP, UA),
     ("reid-list",          RR,      RR,       200,        200,    200,      UA),
     ("reid-get-missing",   NF,      NF,       NF,         NF,     NF,       UA),
     ("reid-approve-missing", RR,    RR,       RR,         RR,     NF,       UA),
+    # One agreement: whoever the listing shows it to (a party, an overseer); to anyone else it does not exist.
+    ("agreement",          200,     NF,       200,        200,    200,      UA),
+    ("agreement-expired",  200,     NF,       200,        200,    200,      UA),
+    ("agreement-missing",  NF,      NF,       NF,         NF,     NF,       UA),
+    ("agreement-suspended", "403:agreement-suspended", NF, NF, NF, NF,      UA),
+    ("agreement-revoked",  "403:agreement-revoked", NF, NF, NF, NF,         UA),
+    ("admin-state-revoke", RR,      RR,       RR,         202,    RR,       UA),
+    ("actions-request",    RR,      RR,       RR,         202,    RR,       UA),
+    ("actions-list",       RR,      RR,       200,        200,    200,      UA),
+    ("actions-confirm-missing", RR, RR,       RR,         NF,     NF,       UA),
 ]  # fmt: skip
 
 #: cells whose actual behaviour is wrong: (endpoint, caller) -> reason. Empty when the gateway behaves.
@@ -317,8 +378,8 @@ def check(response: httpx.Response, expected: Cell) -> None:
         assert response.headers["content-type"].startswith("text/html")
     if response.status_code == 303:
         assert response.headers["location"].startswith("/ui/sign-in")
-    if response.status_code == 401:
-        assert response.headers["www-authenticate"].startswith("Bearer")
+    if response.status_code == 401 and not response.headers["content-type"].startswith("text/html"):
+        assert response.headers["www-authenticate"].startswith("Bearer")  # (a dashboard form says: sign in)
     if response.status_code >= 400:
         # A refused request never releases anything.
         assert "x-disclosure-id" not in response.headers

@@ -154,7 +154,8 @@ def _tight_quota(text: str) -> str:
 
 
 async def _prepare(env: Env) -> dict[str, str]:
-    """Active agreements, one extract by research (a disclosure) and one re-identification request of its token."""
+    """Active agreements, one extract by research (a disclosure), one re-identification request of its token and one
+    request under dual control."""
     use_store(env)  # adds the approver (approver-li), approver2 and admin2 principals
     async with env.client() as client:
         others = ("school-transfer.yaml", "finance-subsidy.yaml", "public-statistics.yaml")
@@ -173,10 +174,19 @@ async def _prepare(env: Env) -> dict[str, str]:
             json={"field": "child_id", "tokens": [token], "reason": "follow-up of one child in the study"},
         )
         assert asked.status_code == 202, asked.text
+        # A request under dual control to confirm (a master-key rotation: confirming it runs nothing in the process).
+        action = await client.post(
+            "/v1/admin/actions", headers=env.auth("admin"), json={"action": "keys.rotate_master", "reason": "test"}
+        )
+        assert action.status_code == 202, action.text
     log = env.services.log
     assert isinstance(log, SqlDisclosureLog)
     log.checkpoint()
-    return {"disclosure_id": extract.headers["x-disclosure-id"], "request_id": asked.json()["id"]}
+    return {
+        "disclosure_id": extract.headers["x-disclosure-id"],
+        "request_id": asked.json()["id"],
+        "action_id": action.json()["id"],
+    }
 
 
 def _fixture_owned_lifespan(app: ASGIApp) -> ASGIApp:
@@ -231,6 +241,7 @@ def deployment(
         "subject_id": _subject_in_scope(registry_path),
         "disclosure_id": ids["disclosure_id"],
         "request_id": ids["request_id"],
+        "action_id": ids["action_id"],
         "version": "1",
     }
     fixed = {name: st.just(value) for name, value in real.items()}

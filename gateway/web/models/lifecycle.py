@@ -28,12 +28,13 @@ __all__ = [
     "ReidentificationAnswer",
     "ReidentificationList",
     "ReidentifyRequest",
+    "RejectionRequest",
     "RiskAcceptanceRequest",
     "RiskAcceptances",
     "StateChange",
 ]
 
-VersionState = Literal["draft", "approved", "active", "suspended", "revoked", "expired", "superseded"]
+VersionState = Literal["draft", "approved", "active", "suspended", "revoked", "expired", "superseded", "rejected"]
 
 
 class _VersionFields(ClosedResponse):
@@ -197,6 +198,13 @@ class RiskAcceptanceRequest(RequestBody):
 
 
 @inline
+class RejectionRequest(RequestBody):
+    """Why an approver refuses a draft (logged with the state change; no personal data)."""
+
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+@inline
 class StateChange(RequestBody):
     state: Annotated[StrictStr, WithJsonSchema({"enum": ["suspended", "revoked", "active"]})]
     reason: Annotated[StrictStr | None, WithJsonSchema({"type": "string", "maxLength": 500})] = None
@@ -228,4 +236,5 @@ MODELS = (
     StateChange,
     ReidentifyRequest,
     RiskAcceptanceRequest,
+    RejectionRequest,
 )

@@ -20,11 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.web.models import accounting_proof as accounting_proof_models
+from gateway.web.models import actions as action_models
 from gateway.web.models import compliance, lifecycle, ops, releases
 from gateway.web.models.base import INLINE, REF_TEMPLATE, components
 from gateway.web.openapi.parts import problem_responses
 from gateway.web.routes import accounting_proof as accounting_proof_routes
 from gateway.web.routes import (
+    actions,
     admin_agreements,
     aggregate,
     agreements,
@@ -36,6 +38,7 @@ from gateway.web.routes import (
     risk,
 )
 from gateway.web.routes import compliance as compliance_routes
+from gateway.web.routes import metrics as metrics_routes
 from gateway.web.routes import ops as ops_routes
 
 __all__ = ["openapi_document"]
@@ -54,6 +57,8 @@ _ROUTES = (
     compliance_routes,
     log,
     accounting_proof_routes,
+    actions,
+    metrics_routes,
 )
 _MODELS = (
     ops.Problem,
@@ -63,6 +68,7 @@ _MODELS = (
     *compliance.MODELS,
     *lifecycle.MODELS,
     *accounting_proof_models.MODELS,
+    *action_models.MODELS,
 )
 _REF = re.compile(re.escape(REF_TEMPLATE.format(model="")) + r"([A-Za-z0-9_.-]+)")
 

@@ -18,19 +18,23 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.agreements.actions import STATE_ACTIONS
 from gateway.agreements.lifecycle import (
     MAX_AGREEMENT_BYTES,
     AgreementInvalidError,
     AgreementLifecycle,
     LifecycleConflictError,
+    LintRefusedError,
     RiskRefusedError,
 )
-from gateway.agreements.store import DRAFT, RISK_ACCEPTANCES_NEEDED, StoredVersion, agreement_state
+from gateway.agreements.store import DRAFT, RISK_ACCEPTANCES_NEEDED, TERMINAL_STATES, StoredVersion, agreement_state
 from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
+from gateway.controls.quotas import check_quotas
 from gateway.errors import MalformedRequestError, NotFoundError, NotImplementedByGatewayError, UnsupportedMediaTypeError
 from gateway.release import AgreementTerms, Produced, buffered_disclosure, plan_for_log
 from gateway.services import Services
+from gateway.web.models.actions import PendingActionRequested
 from gateway.web.models.base import parse_body, ref
 from gateway.web.models.lifecycle import (
     AdminAgreementList,
@@ -41,6 +45,7 @@ from gateway.web.models.lifecycle import (
     ApplyRequest,
     ApprovedVersion,
     Preview,
+    RejectionRequest,
     RiskAcceptanceRequest,
     RiskAcceptances,
     StateChange,
@@ -55,6 +60,7 @@ from gateway.web.openapi.parts import (
     problem_responses,
 )
 from gateway.web.problems import problem_response
+from gateway.web.routes.actions import requested
 from gateway.web.routes.common import OVERSIGHT_ROLES, authenticate, read_json, request_id, require_role, services
 from gateway.web.routes.release import requester_of, to_response
 from policies import Agreement, PolicyError, Redact, ReleasePlan, describe_rule
@@ -78,6 +84,7 @@ __all__ = [
     "lifecycle_of",
     "list_admin_agreements",
     "preview_version",
+    "reject_version",
     "set_agreement_state",
 ]
 
@@ -220,8 +227,33 @@ async def accept_version_risk(request: Request) -> Response:
 
 
 @_with_problems
+async def reject_version(request: Request) -> Response:
+    """POST /v1/admin/agreements/{id}/versions/{v}/reject — ``{"reason": "..."}``: refuse a draft (approver, not the
+    author); the version becomes ``rejected`` for good. The dashboard's review page makes the same call."""
+    principal = await authenticate(request)
+    require_role(principal, "approver")
+    found = services(request)
+    lifecycle = lifecycle_of(found)
+    body = parse_body(
+        RejectionRequest,
+        await read_json(request, found.max_body_bytes),
+        hint='the body is {"reason": "why this version is refused (logged; no personal data)"}',
+        error=MalformedRequestError,
+    )
+    agreement_id, version = request.path_params["agreement_id"], _version_param(request)
+    reason = body.reason
+    rejected = await anyio.to_thread.run_sync(
+        lambda: lifecycle.reject(agreement_id, version, approver=principal, reason=reason)
+    )
+    return JSONResponse(_summary(rejected))
+
+
+@_with_problems
 async def set_agreement_state(request: Request) -> Response:
-    """POST /v1/admin/agreements/{id}/state — ``{"state": "suspended"|"revoked"|"active", "reason": "..."}`` (admin)."""
+    """POST /v1/admin/agreements/{id}/state — ``{"state": "suspended"|"revoked"|"active", "reason": "..."}`` (admin).
+
+    Suspending is done at once (it stops releases and can be undone). Revoking and resuming are requested (202) and
+    run once a second person confirms them (``POST /v1/admin/actions/{id}/confirm``)."""
     principal = await authenticate(request)
     require_role(principal, "admin")
     found = services(request)
@@ -234,6 +266,9 @@ async def set_agreement_state(request: Request) -> Response:
     )
     state, reason = body.state, body.reason  # which states and reasons are allowed is the lifecycle's (422)
     agreement_id = request.path_params["agreement_id"]
+    if state in STATE_ACTIONS:
+        # Revoking (keys destroyed) and resuming need a second person: this is the request, checked now (404/409).
+        return await requested(found, principal, STATE_ACTIONS[state], agreement_id, reason)
     changed = await anyio.to_thread.run_sync(
         lambda: lifecycle.set_state(agreement_id, state, by=principal, reason=reason)
     )
@@ -374,7 +409,10 @@ def _preview_plan(agreement: Agreement, today: dt.date) -> ReleasePlan:
 async def preview_version(request: Request) -> Response:
     """GET /v1/admin/agreements/{id}/versions/{v}/preview — effective columns and 5 transformed sample rows.
 
-    A preview is a disclosure to the approver (operation ``preview``), logged and subject-indexed like any other.
+    A preview is a disclosure to the approver (operation ``preview``), logged and subject-indexed like any other. A
+    draft shows synthetic rows and is refused (409) when lint finds errors in it; a version someone approved shows
+    real rows, which count against the agreement's rows per day (429 when used up); a revoked or expired one is
+    refused (409 ``agreement-ended``).
     """
     principal: Principal = await authenticate(request)
     require_role(principal, "admin", "approver")
@@ -388,7 +426,39 @@ async def preview_version(request: Request) -> Response:
         agreement = lifecycle.registry.parse(version)
     except PolicyError as exc:
         raise LifecycleConflictError(f"version {version_number} no longer matches the catalog: {exc}") from exc
+    synthetic = version.state == DRAFT
+    if synthetic:
+        # A draft with lint errors could never be approved: it is not previewed either (nothing to review).
+        errors = [f for f in await anyio.to_thread.run_sync(lifecycle.lint, agreement) if f.severity == "error"]
+        if errors:
+            raise LintRefusedError(
+                f"lint finds {len(errors)} error(s) in version {version_number}, e.g. {errors[0].path}: "
+                f"{errors[0].message}; fix them and apply a new version (a draft with errors is not previewed)",
+                problems=[str(f) for f in errors],
+            )
+    elif version.state in TERMINAL_STATES:
+        # Its approval ended with its keys: no one reads the registry under it any more, a preview included.
+        raise LifecycleConflictError(
+            f"version {version_number} of {shown_name(agreement_id)} is {version.state}: nothing is previewed under "
+            "an agreement that ended",
+            code="agreement-ended",
+        )
     plan = _preview_plan(agreement, found.today())
+    sample_rows = PREVIEW_ROWS
+    if not synthetic:
+        # Real rows under an approved version: they count against the agreement's rows per day, checked (429) before
+        # the log entry like a release's, and capped to what is left today.
+        if found.database is not None and agreement.limits.rows_per_day is not None:
+            database = found.database
+            left = await anyio.to_thread.run_sync(
+                lambda: check_quotas(database, agreement, found.clock(), count_request=False)
+            )
+            sample_rows = min(PREVIEW_ROWS, left if left is not None else PREVIEW_ROWS)
+        elif agreement.limits.rows_per_day is not None:
+            raise NotImplementedByGatewayError(
+                f"agreement {agreement.id!r} declares quotas, which this gateway counts in its database, and it has "
+                "none; nothing was previewed"
+            )
     keys = _OneOffKeys()
     # The same redaction and egress scan as a release; the registry's names are read only after the log entry.
     names = DeferredNames() if found.redaction.needs_names(agreement, plan) else None
@@ -422,7 +492,6 @@ async def preview_version(request: Request) -> Response:
     # A draft has been approved by nobody: its preview reads no registry row (one admin could otherwise write a
     # draft scoped on one child with everything kept and read that child's record). It shows the draft's transforms
     # on synthetic rows; versions someone approved preview real samples, as a release under them would.
-    synthetic = version.state == "draft"
     if synthetic:
         notes.append("a draft: the samples are synthetic rows (no registry data); approved versions show real samples")
 
@@ -437,13 +506,13 @@ async def preview_version(request: Request) -> Response:
         try:
             for batch in batches:
                 rows.extend(batch)
-                if len(rows) >= PREVIEW_ROWS:
+                if len(rows) >= sample_rows:
                     break
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
-        return _render_samples(rows[:PREVIEW_ROWS], subjects=True)
+        return _render_samples(rows[:sample_rows], subjects=True)
 
     def _render_samples(rows: list[tuple[Any, ...]], *, subjects: bool) -> Produced:
         try:
@@ -558,23 +627,54 @@ OPENAPI = {
             },
         }
     },
+    "/v1/admin/agreements/{agreement_id}/versions/{version}/reject": {
+        "post": {
+            "summary": "Reject a draft (approver other than its author; the reason is logged); it becomes rejected "
+            "and can never be approved",
+            "parameters": [AGREEMENT_ID, _VERSION],
+            "requestBody": json_body(RejectionRequest),
+            "responses": {
+                "200": json_response("The rejected version", AgreementVersion),
+                **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
+            },
+        }
+    },
     "/v1/admin/agreements/{agreement_id}/versions/{version}/preview": {
         "get": {
-            "summary": "Effective columns and 5 transformed sample rows (admin, approver; logged as operation preview)",
+            "summary": "Effective columns and 5 transformed sample rows (admin, approver; logged as operation "
+            "preview): synthetic for a draft (refused when lint finds errors), real for an approved version "
+            "(counted against its rows per day), refused for an agreement that ended",
             "parameters": [AGREEMENT_ID, _VERSION],
             "responses": {
                 "200": json_response("Columns with operators, samples", Preview, headers=DISCLOSURE_ID_HEADER),
-                **_problems(401, 403, 404, 409, 501, 502, 503, 504),
+                **problem_responses(
+                    LIFECYCLE_PROBLEMS,
+                    401,
+                    403,
+                    404,
+                    409,
+                    429,
+                    501,
+                    502,
+                    503,
+                    504,
+                    t409="Lint errors in the draft, a version that no longer parses, or an agreement that ended",
+                    t429="The agreement's rows per day are used up (a real preview counts against them)",
+                ),
             },
         }
     },
     "/v1/admin/agreements/{agreement_id}/state": {
         "post": {
-            "summary": "Suspend, resume or revoke an agreement (admin); revocation destroys its keys",
+            "summary": "Suspend (at once), resume or revoke an agreement (admin); revocation destroys its keys; "
+            "resuming and revoking are requested (202) and run once a second person confirms them",
             "parameters": [AGREEMENT_ID],
             "requestBody": json_body(StateChange),
             "responses": {
-                "200": json_response("The changed version", AgreementVersion),
+                "200": json_response("The changed version (suspended)", AgreementVersion),
+                "202": json_response(
+                    "Resume or revoke requested: it runs once a second person confirms it", PendingActionRequested
+                ),
                 **_problems(400, 401, 403, 404, 409, 413, 415, 422, 501, 503),
             },
         }

@@ -20,6 +20,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.services import Services
+from gateway.telemetry import metrics
 from gateway.web.bearer import check_bearer
 from gateway.web.state import request_id, set_state
 from policies import Agreement
@@ -54,6 +55,7 @@ def services(request: Request) -> Services:
 async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
+        metrics.AUTH_FAILURES.labels(reason="missing").inc()
         raise AuthError("send your API key as 'Authorization: Bearer <key>'")
     principal = await check_bearer(request, services(request), header)
     set_state(request, principal=principal.name)

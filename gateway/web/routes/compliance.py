@@ -19,6 +19,7 @@ from gateway.audit.export import export_stream
 from gateway.audit.reader import DisclosureQuery, LogReader, accounting_json, build_receipt, disclosure_json
 from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
+from gateway.controls.subject_aliases import resolve_subject
 from gateway.errors import AuditUnavailableError, NotFoundError, ValidationError
 from gateway.services import Services
 from gateway.web.authz import require
@@ -54,7 +55,10 @@ _MAX_PAGE = 1000
 def reader(found: Services) -> LogReader:
     if found.database is None:
         raise AuditUnavailableError("this gateway's disclosure log cannot be queried")
-    return LogReader(found.database, flush=found.log.flush)
+    witnessing = found.witnessing
+    if witnessing is None:
+        return LogReader(found.database, flush=found.log.flush)
+    return LogReader(found.database, flush=found.log.flush, witnesses=witnessing.names, quorum=witnessing.quorum)
 
 
 def subject_hash(found: Services, subject_id: str) -> bytes:
@@ -200,10 +204,18 @@ async def subject_disclosures(request: Request) -> Response:
     query = parse_body(
         SubjectQuery,
         await read_json(request, found.max_body_bytes),
-        hint='the body must be {"subject_id": "<the child\'s registry id>"} (1 to 64 characters)',
+        hint='the body must be {"subject_id": "<the child\'s registry id, national ID or student number>"} '
+        "(1 to 64 characters)",
     )
-    subject_id = query.subject_id  # stripped
-    rows = await anyio.to_thread.run_sync(reader(found).subject_disclosures, subject_hash(found, subject_id))
+    given = query.subject_id  # stripped
+
+    def lookup() -> list[Any]:
+        # The registry key, or the key of the child a declared alias (national ID, student number) names; the
+        # alias value is used for this lookup only (gateway.controls.subject_aliases).
+        subject_id = resolve_subject(found.catalog, found.connector, given, today=found.today())
+        return reader(found).subject_disclosures(subject_hash(found, subject_id))
+
+    rows = await anyio.to_thread.run_sync(lookup)
     # The accounting a family can ask for: date, recipient, what, why, under which agreement and approval.
     items = [accounting_json(row) for row in rows]
     return JSONResponse({"disclosures": items, "count": len(items)})
@@ -293,11 +305,26 @@ OPENAPI = {
     },
     "/v1/subjects/disclosures": {
         "post": {
-            "summary": "Accounting of disclosures: every disclosure that included one subject (compliance)",
+            "summary": "Accounting of disclosures: every disclosure that included one subject (compliance); "
+            "subject_id is the registry key or a subject alias the catalog declares (national ID, student number)",
             "requestBody": json_body(SubjectQuery),
             "responses": {
                 "200": json_response("The disclosures, oldest first", SubjectAccounting),
-                **_problems(400, 401, 403, 413, 415, 422, 503),
+                **_problems(
+                    400,
+                    401,
+                    403,
+                    409,
+                    413,
+                    415,
+                    422,
+                    502,
+                    503,
+                    504,
+                    t409="The identifier names more than one child in the registry (subject-ambiguous)",
+                    t502="The registry could not be read to look the alias up",
+                    t504="The registry did not answer the alias lookup in time",
+                ),
             },
         }
     },

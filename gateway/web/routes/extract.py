@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from gateway.errors import ValidationError
 from gateway.release import release_rows
+from gateway.web.limits import HeldResponse, extract_slots
 from gateway.web.models.releases import ExtractRequest
 from gateway.web.openapi.parts import (
     AGREEMENT_ID,
@@ -34,7 +35,14 @@ async def extract(request: Request) -> Response:
     except RequestError as exc:
         raise ValidationError(str(exc), code=exc.code) from exc
     requester = requester_of(request, principal)
-    return to_response(await release_rows(found, requester, agreement, plan, operation="extract"))
+    # At most max_concurrent_extracts per principal (429 past it), held until the response is over.
+    release_slot = extract_slots(request).acquire(principal.name)
+    try:
+        response = to_response(await release_rows(found, requester, agreement, plan, operation="extract"))
+    except BaseException:
+        release_slot()
+        raise
+    return HeldResponse(response, release_slot)
 
 
 OPENAPI = {
@@ -50,7 +58,23 @@ OPENAPI = {
                     "content": {"application/x-ndjson": {}, "text/csv": {}},
                 },
                 **problem_responses(
-                    RELEASE_PROBLEMS, 400, 401, 403, 404, 409, 413, 415, 422, 429, 501, 502, 503, 504, t409=EGRESS_409
+                    RELEASE_PROBLEMS,
+                    400,
+                    401,
+                    403,
+                    404,
+                    409,
+                    413,
+                    415,
+                    422,
+                    429,
+                    501,
+                    502,
+                    503,
+                    504,
+                    t409=EGRESS_409,
+                    t429="A quota of the agreement is reached (rate-limited), or this key already runs "
+                    "max_concurrent_extracts extracts (too-many-concurrent-extracts); Retry-After says when to retry",
                 ),
             },
         }

@@ -8,14 +8,16 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from gateway.audit.log import SqlDisclosureLog
 from gateway.errors import NotFoundError, ValidationError
 from gateway.web.models.base import ref
 from gateway.web.models.compliance import Checkpoint, ConsistencyProof
 from gateway.web.openapi.parts import COMPLIANCE_PROBLEMS, json_response, problem_responses, query_parameter
 from gateway.web.routes.common import authenticate, services
 from gateway.web.routes.compliance import reader
+from tlog import format_verifier_key
 
-__all__ = ["OPENAPI", "checkpoint", "consistency", "public_key"]
+__all__ = ["OPENAPI", "checkpoint", "consistency", "public_key", "vkey", "witnesses"]
 
 
 def _b64(raw: bytes) -> str:
@@ -56,6 +58,24 @@ async def public_key(request: Request) -> Response:
     if signer is None:
         raise NotFoundError("this gateway does not sign its log")
     return PlainTextResponse(signer.public_key.to_pem(), media_type="application/x-pem-file")
+
+
+async def vkey(request: Request) -> Response:
+    """The log's verifier key in the C2SP signed-note vkey format: what a witness is configured with."""
+    found = services(request)
+    log = found.log
+    if found.signer is None or not isinstance(log, SqlDisclosureLog):
+        raise NotFoundError("this gateway does not sign its log")
+    return PlainTextResponse(format_verifier_key(log.origin, found.signer.public_key.raw) + "\n")
+
+
+async def witnesses(request: Request) -> Response:
+    """Witnessing status: the head, the latest size with the quorum, how long the head has gone unwitnessed."""
+    await authenticate(request)
+    collector = services(request).witnessing
+    if collector is None:
+        raise NotFoundError("this gateway has no witnesses configured")
+    return JSONResponse(await anyio.to_thread.run_sync(collector.status))
 
 
 _TREE_SIZE = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999}
@@ -105,6 +125,25 @@ OPENAPI = {
                     "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
                 },
                 **problem_responses(COMPLIANCE_PROBLEMS, 404, t404="This gateway does not sign its log"),
+            },
+        }
+    },
+    "/v1/log/vkey": {
+        "get": {
+            "summary": "The log's verifier key as a C2SP signed-note vkey (<origin>+<key ID>+<key>), for witnesses",
+            "security": [],
+            "responses": {
+                "200": {"description": "vkey", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                **problem_responses(COMPLIANCE_PROBLEMS, 404, t404="This gateway does not sign its log"),
+            },
+        }
+    },
+    "/v1/log/witnesses": {
+        "get": {
+            "summary": "Witnessing status: head size, size with the quorum of cosignatures, unwitnessed age",
+            "responses": {
+                "200": {"description": "Status", "content": {"application/json": {"schema": {"type": "object"}}}},
+                **problem_responses(COMPLIANCE_PROBLEMS, 401, 404, 503, t404="No witnesses are configured"),
             },
         }
     },

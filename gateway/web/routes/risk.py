@@ -1,12 +1,12 @@
 """GET /v1/agreements/{id}/risk — re-identification risk of what an agreement releases, on the current data.
 
-For admins and approvers deciding whether an agreement's transforms are coarse enough. Over the agreement's declared
-quasi-identifiers (or, when it declares none, its released quasi-identifiers as ``policies.disclosure`` counts them;
-for an aggregate agreement, its dimensions of class ``quasi_identifier``), transformed exactly as a release would
-transform them, within the agreement's row scope. Journalist risk needs a population: the whole registry dataset
-(no row scope) stands in for it, and the report says so. The report holds counts and ratios only. The computation
-lives in :mod:`gateway.agreements.risk`, where the approval check uses it too; ``assessment`` compares it with the
-catalog's threshold as approval would.
+For admins, approvers and compliance officers (authz ``agreements.risk_report``) deciding whether an agreement's
+transforms are coarse enough. Over the agreement's declared quasi-identifiers (or, when it declares none, its
+released quasi-identifiers as ``policies.disclosure`` counts them; for an aggregate agreement, its dimensions of
+class ``quasi_identifier``), transformed exactly as a release would transform them, within the agreement's row
+scope. Journalist risk needs a population: the whole registry dataset (no row scope) stands in for it, and the
+report says so. The report holds counts and ratios only. The computation lives in :mod:`gateway.agreements.risk`,
+where the approval check uses it too; ``assessment`` compares it with the catalog's threshold as approval would.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.agreements.risk import assess, compute_risk, risk_quasi_identifiers
 from gateway.errors import NotFoundError
+from gateway.web.authz import require
 from gateway.web.models.releases import RiskReport
 from gateway.web.openapi.parts import AGREEMENT_ID, RELEASE_PROBLEMS, json_response, problem_responses
-from gateway.web.routes.common import authenticate, require_role, services
+from gateway.web.routes.common import authenticate, services
 from policies.errors import shown_name
 
 __all__ = ["OPENAPI", "agreement_risk", "compute_risk", "risk_quasi_identifiers"]
@@ -27,7 +28,7 @@ __all__ = ["OPENAPI", "agreement_risk", "compute_risk", "risk_quasi_identifiers"
 
 async def agreement_risk(request: Request) -> Response:
     principal = await authenticate(request)
-    require_role(principal, "admin", "approver")
+    require(principal, "agreements.risk_report")  # the dashboard's risk page asks the same table
     found = services(request)
     agreement_id = request.path_params["agreement_id"]
     agreement = found.agreements.get(agreement_id)
@@ -45,7 +46,7 @@ async def agreement_risk(request: Request) -> Response:
 OPENAPI = {
     "/v1/agreements/{agreement_id}/risk": {
         "get": {
-            "summary": "Re-identification risk of the agreement on the current data (admin, approver)",
+            "summary": "Re-identification risk of the agreement on the current data (admin, approver, compliance)",
             "parameters": [AGREEMENT_ID],
             "responses": {
                 "200": json_response("Records, classes, prosecutor/journalist/marketer risk", RiskReport),

@@ -1,6 +1,7 @@
 """Who is looking: a session cookie from sign-in, or ``Authorization: Bearer`` of a compliance or admin key (scripts).
 
-Only compliance officers and administrators may use the dashboard. Requesters get a clear 403, never a partial view:
+Compliance officers, administrators and approvers may use the dashboard (``dashboard.enter`` in the authorization
+table); what each sees in it is asked of the same table. Requesters get a clear 403, never a partial view:
 their own disclosures are available to them through the API.
 """
 
@@ -34,9 +35,9 @@ __all__ = [
 
 DASHBOARD_ROLES = PERMISSIONS["dashboard.enter"]
 REQUESTER_REFUSED = (
-    "The compliance dashboard is for compliance officers and administrators. This key belongs to a principal "
-    "without the compliance or admin role, so it cannot sign in here. Requesters read their own disclosures and "
-    "receipts through the API (GET /v1/disclosures)."
+    "The compliance dashboard is for compliance officers, administrators and approvers. This key belongs to a "
+    "principal without the compliance, admin or approver role, so it cannot sign in here. Requesters read their "
+    "own disclosures and receipts through the API (GET /v1/disclosures)."
 )
 _MAX_FORM_BYTES = 8 * 1024
 

@@ -20,11 +20,14 @@ from gateway.services import Services
 from gateway.web.problems import problem_response
 from gateway.web.state import request_id
 from gateway.web.ui.access import SignInRequired
+from gateway.web.ui.alerts import acknowledge_form
+from gateway.web.ui.attributions import attributions
 from gateway.web.ui.context import UiContext
 from gateway.web.ui.export import export_csv
 from gateway.web.ui.headers import SecurityHeadersMiddleware
 from gateway.web.ui.pages import agreements, disclosure_entry, disclosure_log, overview, receipt_json, verify_now
 from gateway.web.ui.render import render
+from gateway.web.ui.review import accept_risk_form, agreement_risk_page, approve_form, reject_form, version_page
 from gateway.web.ui.signin import sign_in, sign_in_form, sign_in_required, sign_out
 from gateway.web.ui.subjects import subject_form, subject_lookup
 
@@ -90,9 +93,16 @@ def create_ui_app(services: Services) -> ASGIApp:
         Route("/disclosures/{disclosure_id}", disclosure_entry, methods=["GET"]),
         Route("/disclosures/{disclosure_id}/receipt.json", receipt_json, methods=["GET"]),
         Route("/agreements", agreements, methods=["GET"]),
+        Route("/agreements/{agreement_id}/risk", agreement_risk_page, methods=["GET"]),
+        Route("/agreements/{agreement_id}/versions/{version}", version_page, methods=["GET"]),
+        Route("/agreements/{agreement_id}/versions/{version}/approve", approve_form, methods=["POST"]),
+        Route("/agreements/{agreement_id}/versions/{version}/reject", reject_form, methods=["POST"]),
+        Route("/agreements/{agreement_id}/versions/{version}/accept-risk", accept_risk_form, methods=["POST"]),
         Route("/subjects", subject_form, methods=["GET"]),
         Route("/subjects", subject_lookup, methods=["POST"]),  # fixed path: the id travels only in the body
         Route("/log/verify", verify_now, methods=["POST"]),
+        Route("/attributions", attributions, methods=["GET"]),
+        Route("/alerts/acknowledge", acknowledge_form, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("gateway.web.ui", "static")]), name="static"),
     ]
     app = Starlette(

@@ -36,7 +36,12 @@ class UiContext:
         return database
 
     def reader(self) -> LogReader:
-        return LogReader(self.engine, flush=self.services.log.flush)
+        witnessing = self.services.witnessing  # receipts shown with their cosignatures, as the API serves them
+        if witnessing is None:
+            return LogReader(self.engine, flush=self.services.log.flush)
+        return LogReader(
+            self.engine, flush=self.services.log.flush, witnesses=witnessing.names, quorum=witnessing.quorum
+        )
 
     def _keys(self) -> tuple[SessionStore, bytes]:
         """Blocking (key derivation may read the key store): call from a worker thread."""

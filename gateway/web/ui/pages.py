@@ -19,6 +19,7 @@ from gateway.audit.reader import disclosure_json
 from gateway.errors import NotFoundError
 from gateway.web.authz import allowed, require
 from gateway.web.ui.access import check_csrf, current_viewer, read_form
+from gateway.web.ui.alerts import acknowledgements, open_alerts
 from gateway.web.ui.charts import Series, stacked_bars
 from gateway.web.ui.context import UiContext, base_path, ui
 from gateway.web.ui.dpbudget import budgets
@@ -29,13 +30,11 @@ from gateway.web.ui.queries import (
     agreement_usage,
     checkpoint_info,
     daily_counts,
-    disclosure_alerts,
-    event_alerts,
     last_verification,
     log_size,
-    quota_alerts,
 )
 from gateway.web.ui.render import render
+from gateway.web.ui.review import version_index
 from gateway.web.ui.signed_entry import signed_view
 
 __all__ = [
@@ -90,12 +89,7 @@ def _overview(context: UiContext, *, usage: bool = True) -> dict[str, Any]:
         {"day": day, "requests": sum(requests[k][i] for k in keys), "rows": sum(rows[k][i] for k in keys)}
         for i, day in enumerate(days)
     ]
-    agreements = sorted(context.services.agreements.values(), key=lambda a: a.id)
-    alerts = (
-        quota_alerts(agreements, agreement_usage(engine, now), now)
-        + event_alerts(engine, since)
-        + disclosure_alerts(engine, now, since)
-    )
+    alerts = open_alerts(context, WINDOW_DAYS)
     return {
         "days": days,
         "requests_chart": stacked_bars(
@@ -114,7 +108,8 @@ def _overview(context: UiContext, *, usage: bool = True) -> dict[str, Any]:
         ),
         "by_agreement": by_agreement,
         "per_day": per_day,
-        "alerts": sorted(alerts, key=lambda a: (a.severity != "high", -(a.at.timestamp() if a.at else 0))),
+        "alerts": alerts,
+        "acks": acknowledgements(engine, [a.key for a in alerts]),
         "log_size": log_size(engine),
         "checkpoint": checkpoint_info(engine),
         "verification": last_verification(engine),
@@ -241,7 +236,7 @@ def _agreements(context: UiContext) -> dict[str, Any]:
                 "has_dp": has_dp,
             }
         )
-    return {"items": items}
+    return {"items": items, **version_index(context.services)}
 
 
 async def agreements(request: Request) -> Response:

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gateway.controls.quotas import EXEMPT_OPERATIONS
+from gateway.controls.quotas import EXEMPT_OPERATIONS, ROWS_EXEMPT_OPERATIONS
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow
 from gateway.web.ui.tables import LogVerificationRow, ensure_tables
 from policies import Agreement
@@ -60,12 +60,14 @@ class DayCount:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: str  # egress | quota | volume | unfinished | aborted | failed | alert
+    kind: str  # egress | quota | volume | unfinished | aborted | failed | auth | alert
     severity: str  # high | warning
     at: dt.datetime | None
     agreement: str
     text: str
     disclosure_id: str | None = None
+    #: names the alert for an acknowledgement (gateway.web.ui.alerts): ids and kinds only, never data
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +119,18 @@ def agreement_usage(engine: Engine, now: dt.datetime) -> dict[str, Usage]:
     """Requests and rows since midnight UTC, and requests in the last minute, per agreement."""
     midnight = dt.datetime.combine(now.date(), dt.time(), tzinfo=dt.UTC)
     minute_ago = now - dt.timedelta(minutes=1)
-    recent = sa.case((_disclosures.c.started_at >= minute_ago, 1), else_=0)
+    use = _disclosures.c.operation.not_in(EXEMPT_OPERATIONS)
+    recent = sa.case((sa.and_(use, _disclosures.c.started_at >= minute_ago), 1), else_=0)
     stmt = (
         sa.select(
             _disclosures.c.agreement_id,
-            sa.func.count().label("requests"),
+            sa.func.coalesce(sa.func.sum(sa.case((use, 1), else_=0)), 0).label("requests"),
             sa.func.coalesce(sa.func.sum(_disclosures.c.rows), 0).label("rows"),
             sa.func.coalesce(sa.func.sum(recent), 0).label("last_minute"),
         )
-        # Counted as the quota check counts (gateway.controls.quotas): previews and re-identifications are not uses.
-        .where(_disclosures.c.started_at >= midnight, _disclosures.c.operation.not_in(EXEMPT_OPERATIONS))
+        # Counted as the quota check counts (gateway.controls.quotas): re-identifications are not uses; previews
+        # count their (real) rows, not as requests.
+        .where(_disclosures.c.started_at >= midnight, _disclosures.c.operation.not_in(ROWS_EXEMPT_OPERATIONS))
         .group_by(_disclosures.c.agreement_id)
     )
     with engine.connect() as conn:
@@ -174,6 +178,7 @@ def _details_alerts(row: Any) -> Iterable[Alert]:
             row.agreement_id,
             f"{label}: {text}",
             row.id,
+            f"disclosure:{row.id}:{kind}",
         )
 
 
@@ -216,6 +221,7 @@ def disclosure_alerts(engine: Engine, now: dt.datetime, since: dt.datetime) -> l
                         row.agreement_id,
                         "Started but never finished: the gateway stopped during this release; what was sent is unknown",
                         row.id,
+                        f"disclosure:{row.id}:unfinished",
                     )
                 )
             elif row.status in ("aborted", "failed"):
@@ -229,12 +235,13 @@ def disclosure_alerts(engine: Engine, now: dt.datetime, since: dt.datetime) -> l
                         row.agreement_id,
                         f"Release {row.status}{reason}{sent}",
                         row.id,
+                        f"disclosure:{row.id}:{row.status}",
                     )
                 )
     return alerts
 
 
-def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) -> Alert:
+def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any], seq: int = 0) -> Alert:
     agreement = body.get("agreement")
     agreement_id = str(agreement.get("id", "?")) if isinstance(agreement, Mapping) else "?"
     disclosure = body.get("disclosure_id")
@@ -245,7 +252,15 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
             f"of {body.get('median_rows', '?')} over the last {body.get('baseline_disclosures', '?')} "
             "disclosures of this agreement"
         )
-        return Alert("volume", "warning", created_at, agreement_id, text, disclosure_id)
+        return Alert("volume", "warning", created_at, agreement_id, text, disclosure_id, f"entry:{seq}")
+    if kind == "alert.auth_failures":
+        counter = "one client address" if body.get("counter") == "client-address" else "one API key id"
+        text = (
+            f"Failed authentications: {body.get('sources', '?')} source(s) reached the limit of "
+            f"{body.get('limit', '?')} failures in {body.get('window_s', '?')} s for {counter} "
+            "(throttled; someone may be guessing keys)"
+        )
+        return Alert("auth", "high", created_at, "-", text, None, f"entry:{seq}")
     rest = {k: v for k, v in body.items() if k not in ("type", "time", "index", "agreement", "disclosure_id")}
     return Alert(
         kind.removeprefix("alert."),
@@ -254,13 +269,14 @@ def _event_alert(kind: str, created_at: dt.datetime, body: Mapping[str, Any]) ->
         agreement_id,
         f"Alert {kind}: {_summarize(rest)}",
         disclosure_id,
+        f"entry:{seq}",
     )
 
 
 def event_alerts(engine: Engine, since: dt.datetime) -> list[Alert]:
     """Alerts the gateway appended to the log as their own entries (``alert.*``, e.g. ``alert.volume``)."""
     stmt = (
-        sa.select(_entries.c.kind, _entries.c.created_at, _entries.c.body)
+        sa.select(_entries.c.seq, _entries.c.kind, _entries.c.created_at, _entries.c.body)
         .where(_entries.c.kind.like("alert.%"), _entries.c.created_at >= since)
         .order_by(_entries.c.seq.desc())
         .limit(_MAX_ALERTS)
@@ -273,7 +289,7 @@ def event_alerts(engine: Engine, since: dt.datetime) -> list[Alert]:
             except ValueError:
                 continue
             if isinstance(body, Mapping):
-                alerts.append(_event_alert(row.kind, row.created_at, body))
+                alerts.append(_event_alert(row.kind, row.created_at, body, row.seq))
     return alerts
 
 
@@ -293,6 +309,7 @@ def quota_alerts(agreements: Iterable[Agreement], usage: Mapping[str, Usage], no
                     agreement.id,
                     f"{used.rows_today:,} of {rows_limit:,} rows allowed today "
                     f"({100 * used.rows_today / rows_limit:.0f}%)",
+                    key=f"quota:{agreement.id}:rows:{now.date().isoformat()}",
                 )
             )
         rate_limit = agreement.limits.requests_per_minute
@@ -304,6 +321,7 @@ def quota_alerts(agreements: Iterable[Agreement], usage: Mapping[str, Usage], no
                     now,
                     agreement.id,
                     f"{used.requests_last_minute} requests in the last minute; the limit is {rate_limit} per minute",
+                    key=f"quota:{agreement.id}:rate:{now.date().isoformat()}",
                 )
             )
     return alerts

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.auth import Principal
 from gateway.errors import AuthThrottledError
-from gateway.web.bearer import client_address, presented_key_id
+from gateway.web.bearer import client_address, presented_key_id, record_failure
 from gateway.web.problems import problem_response
 from gateway.web.state import request_id
 from gateway.web.ui.access import (
@@ -158,7 +158,7 @@ async def sign_in(request: Request) -> Response:
     if key_id is not None:
         principal = await anyio.to_thread.run_sync(context.services.authenticator.authenticate, api_key)
     if principal is None or key_id is None:
-        throttle.failed(address, presented_key_id(api_key))
+        await record_failure(context.services, address, presented_key_id(api_key))
         return _sign_in_page(
             request,
             status=401,

@@ -16,15 +16,23 @@ from starlette.responses import Response
 
 from gateway.audit.reader import accounting_json
 from gateway.audit.subjects import LogKeys
+from gateway.controls.subject_aliases import resolve_subject
+from gateway.errors import ConflictError
 from gateway.web.authz import require
 from gateway.web.ui.access import check_csrf, current_viewer, read_form
 from gateway.web.ui.context import ui
 from gateway.web.ui.queries import checkpoint_info
 from gateway.web.ui.render import render
 
-__all__ = ["subject_form", "subject_lookup"]
+__all__ = ["shown", "subject_form", "subject_lookup"]
 
 _MAX_ID = 64
+
+
+def shown(identifier: str) -> str:
+    """What the result page names the child by: the last four characters only. The officer typed it; a printed or
+    shoulder-surfed page need not carry a whole national ID (and the page reads the same whichever alias was used)."""
+    return "…" + identifier[-4:] if len(identifier) > 4 else identifier
 
 
 async def subject_form(request: Request) -> Response:
@@ -44,19 +52,37 @@ async def subject_lookup(request: Request) -> Response:
         return render(
             request,
             "subjects.html",
-            {"result": None, "error": f"Enter the child's registry id (1 to {_MAX_ID} characters)."},
+            {
+                "result": None,
+                "error": f"Enter the child's registry id, national ID or student number (1 to {_MAX_ID} characters).",
+            },
             viewer=viewer,
             active="subjects",
             status=422,
         )
     context = ui(request)
 
+    services = context.services
+
     def lookup() -> dict[str, Any]:
         # The checkpoint first: every disclosure found was logged before it (or is newer and still listed).
         checkpoint = checkpoint_info(context.engine)
-        rows = context.reader().subject_disclosures(LogKeys.of(context.services.keyring).subject(subject_id))
+        # A national ID or student number is looked up in the registry for the child's key (never stored, never
+        # logged); a value that names no child answers like a child without disclosures (gateway.controls).
+        key = resolve_subject(services.catalog, services.connector, subject_id, today=services.today())
+        rows = context.reader().subject_disclosures(LogKeys.of(services.keyring).subject(key))
         items = [accounting_json(r, "rows") for r in rows]
-        return {"subject_id": subject_id, "items": items, "checkpoint": checkpoint}
+        return {"subject_id": shown(subject_id), "items": items, "checkpoint": checkpoint}
 
-    result = await anyio.to_thread.run_sync(lookup)
+    try:
+        result = await anyio.to_thread.run_sync(lookup)
+    except ConflictError as exc:
+        return render(
+            request,
+            "subjects.html",
+            {"result": None, "error": exc.detail},
+            viewer=viewer,
+            active="subjects",
+            status=409,
+        )
     return render(request, "subjects.html", {"result": result, "error": None}, viewer=viewer, active="subjects")
