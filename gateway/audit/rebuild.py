@@ -5,7 +5,9 @@ Every row of these tables is written by a change that is then recorded as one lo
 * ``agreement_versions``: ``agreement.state_changed`` entries (``from`` null: the draft was applied by ``by``; then
   each change of ``agreement`` and of the versions in ``also``; the change to ``approved`` records the approver);
 * ``agreement_risk_acceptances``: ``agreement.risk_accepted`` entries (approver, reason, figures);
-* ``privacy_budgets``: ``budget.spent`` entries (one per epsilon spent: agreement and units).
+* ``privacy_budgets``: ``budget.spent`` entries (one per epsilon spent: agreement and units);
+* ``pending_actions`` (dual control): ``action.requested`` (pending), ``action.confirmed`` (confirmed), and the
+  ``agreement.state_changed`` or ``keys.master_rotated`` entry whose ``dual_control.action_id`` names it (executed).
 
 During the pass over the entries :class:`StateProjections` replays those entries (a few per agreement: memory is
 O(agreements + versions)); :meth:`StateProjections.check` then reads each table once and names every row that
@@ -24,18 +26,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow, PrivacyBudgetRow
+from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow, PendingActionRow, PrivacyBudgetRow
 from policies import PolicyError
 from policies.agreement import text_digest
 
 __all__ = ["STATE_KINDS", "StateProjections"]
 
 #: the entry types this module replays
-STATE_KINDS = frozenset({"agreement.state_changed", "agreement.risk_accepted", "budget.spent"})
+STATE_KINDS = frozenset(
+    {
+        "agreement.state_changed",
+        "agreement.risk_accepted",
+        "budget.spent",
+        "action.requested",
+        "action.confirmed",
+        "keys.master_rotated",
+    }
+)
 
 _versions = AgreementVersionRow.__table__  # type: ignore[attr-defined]
 _acceptances = AgreementRiskAcceptanceRow.__table__  # type: ignore[attr-defined]
 _budgets = PrivacyBudgetRow.__table__  # type: ignore[attr-defined]
+_actions = PendingActionRow.__table__  # type: ignore[attr-defined]
+_ACTION_COLUMNS = ("action", "target", "reason", "requested_by", "state", "confirmed_by")
 
 # Columns of agreement_versions that the entries determine, in this order.
 _VERSION_COLUMNS = ("digest", "author", "state", "approved_by", "state_changed_by", "state_reason")
@@ -62,11 +75,15 @@ class StateProjections:
     acceptances: dict[tuple[str, int, str], tuple[int, object, object]] = field(default_factory=dict)
     # agreement -> [units, queries, last log index]
     budgets: dict[str, list[int]] = field(default_factory=dict)
+    # action id -> [log index, action, target, reason, requested_by, state, confirmed_by]
+    actions: dict[str, list[Any]] = field(default_factory=dict)
     #: entries that should have been replayed but could not be (a version changed before it was applied, ...)
     problems: list[str] = field(default_factory=list)
 
     def add(self, seq: int, entry: dict[str, Any]) -> None:
         kind = entry.get("type")
+        if kind in ("action.requested", "action.confirmed") or isinstance(entry.get("dual_control"), dict):
+            self._action(seq, str(kind), entry)
         if kind == "agreement.state_changed":
             self._state_changed(seq, entry)
         elif kind == "agreement.risk_accepted":
@@ -78,6 +95,31 @@ class StateProjections:
             ledger[0] += int(entry.get("units") or 0)
             ledger[1] += 1
             ledger[2] = seq
+
+    def _action(self, seq: int, kind: str, entry: dict[str, Any]) -> None:
+        if kind == "action.requested":
+            agreement = entry.get("agreement")
+            target = agreement.get("id") if isinstance(agreement, dict) else None
+            self.actions[str(entry.get("action_id"))] = [
+                seq,
+                entry.get("action"),
+                target,
+                entry.get("reason"),
+                entry.get("by"),
+                "pending",
+                None,
+            ]
+            return
+        action_id = str(
+            entry.get("action_id") if kind == "action.confirmed" else entry["dual_control"].get("action_id")
+        )
+        known = self.actions.get(action_id)
+        if known is None:
+            self.problems.append(f"log index {seq}: dual-control action {action_id} was never requested in the log")
+        elif kind == "action.confirmed":
+            known[0], known[5], known[6] = seq, "confirmed", entry.get("by")
+        else:
+            known[0], known[5] = seq, "executed"
 
     def _state_changed(self, seq: int, entry: dict[str, Any]) -> None:
         agreement = entry.get("agreement") or {}
@@ -111,6 +153,7 @@ class StateProjections:
             problems += self._check_versions(conn)
             problems += self._check_acceptances(conn)
             problems += self._check_budgets(conn)
+            problems += self._check_actions(conn)
         return problems
 
     def _check_versions(self, conn: sa.Connection) -> list[str]:
@@ -208,4 +251,25 @@ class StateProjections:
                     f"privacy_budgets row ({agreement_id}) (log index {seq}): missing, but the entries spend {units} "
                     "units: deleted (a deleted row would give the budget back)"
                 )
+        return problems
+
+    def _check_actions(self, conn: sa.Connection) -> list[str]:
+        problems: list[str] = []
+        seen: set[str] = set()
+        columns = [_actions.c[name] for name in _ACTION_COLUMNS]
+        for action_id, *stored in conn.execute(sa.select(_actions.c.id, *columns)):
+            seen.add(action_id)
+            want = self.actions.get(action_id)
+            name = f"pending_actions row ({action_id})"
+            if want is None:
+                problems.append(f"{name}: no signed entry requested this action: inserted")
+                continue
+            differs = [c for c, have, should in zip(_ACTION_COLUMNS, stored, want[1:], strict=True) if have != should]
+            if differs:
+                problems.append(
+                    f"{name}: {', '.join(differs)} differ from the signed entries (log index {want[0]}): edited"
+                )
+        for action_id, want in self.actions.items():
+            if action_id not in seen:
+                problems.append(f"pending_actions row ({action_id}) (log index {want[0]}): missing")
         return problems

@@ -190,3 +190,26 @@ def test_a_malformed_agreement_entry_is_a_finding_not_a_crash() -> None:
     )
     assert states.versions[("agr-x", 1)].state == "None"  # no row can match it: verify names the row
     assert any("version 0 changes state but no entry applied it" in p for p in states.problems), states.problems
+
+
+async def test_a_forged_dual_control_confirmation_is_named(env: Env) -> None:
+    """A revocation requested by one admin, and one executed with a second person: editing the requests table (a
+    confirmation nobody gave, a request erased) shows in verify."""
+    await _lifecycle(env)
+    async with env.client() as client:
+        pending = await set_state(client, env, "dp-stats", "revoked", reason="study ended", confirm_by=None)
+        done = await set_state(client, env, "research-continuity", "revoked", reason="breach")
+    assert pending.status_code == 202 and done.status_code == 200, (pending.text, done.text)
+    assert _verify(env).ok
+    waiting = pending.json()["id"]
+    with env.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE pending_actions SET state = 'confirmed', confirmed_by = 'approver-li' WHERE id = :i"),
+            {"i": waiting},
+        )
+        conn.execute(sa.text("DELETE FROM pending_actions WHERE id != :i"), {"i": waiting})
+    report = _verify(env)
+    assert _problems_naming(report, f"pending_actions row ({waiting})", "state, confirmed_by", "edited"), (
+        report.problems
+    )
+    assert _problems_naming(report, "pending_actions row (", "missing"), report.problems
