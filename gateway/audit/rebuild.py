@@ -7,7 +7,8 @@ Every row of these tables is written by a change that is then recorded as one lo
 * ``agreement_risk_acceptances``: ``agreement.risk_accepted`` entries (approver, reason, figures);
 * ``privacy_budgets``: ``budget.spent`` entries (one per epsilon spent: agreement and units);
 * ``pending_actions`` (dual control): ``action.requested`` (pending), ``action.confirmed`` (confirmed), and the
-  ``agreement.state_changed`` or ``keys.master_rotated`` entry whose ``dual_control.action_id`` names it (executed).
+  ``agreement.state_changed`` or ``keys.master_rotated`` entry whose ``dual_control.action_id`` names it (executed);
+* ``alert_acknowledgements``: ``compliance.alert_acknowledged`` entries (who, the note, the entry's log index).
 
 During the pass over the entries :class:`StateProjections` replays those entries (a few per agreement: memory is
 O(agreements + versions)); :meth:`StateProjections.check` then reads each table once and names every row that
@@ -26,7 +27,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow, PendingActionRow, PrivacyBudgetRow
+from gateway.db.tables import (
+    AgreementRiskAcceptanceRow,
+    AgreementVersionRow,
+    AlertAcknowledgementRow,
+    PendingActionRow,
+    PrivacyBudgetRow,
+)
 from policies import PolicyError
 from policies.agreement import text_digest
 
@@ -41,6 +48,7 @@ STATE_KINDS = frozenset(
         "action.requested",
         "action.confirmed",
         "keys.master_rotated",
+        "compliance.alert_acknowledged",
     }
 )
 
@@ -48,6 +56,7 @@ _versions = AgreementVersionRow.__table__  # type: ignore[attr-defined]
 _acceptances = AgreementRiskAcceptanceRow.__table__  # type: ignore[attr-defined]
 _budgets = PrivacyBudgetRow.__table__  # type: ignore[attr-defined]
 _actions = PendingActionRow.__table__  # type: ignore[attr-defined]
+_acks = AlertAcknowledgementRow.__table__  # type: ignore[attr-defined]
 _ACTION_COLUMNS = ("action", "target", "reason", "requested_by", "state", "confirmed_by")
 
 # Columns of agreement_versions that the entries determine, in this order.
@@ -77,6 +86,8 @@ class StateProjections:
     budgets: dict[str, list[int]] = field(default_factory=dict)
     # action id -> [log index, action, target, reason, requested_by, state, confirmed_by]
     actions: dict[str, list[Any]] = field(default_factory=dict)
+    # alert key -> (log index, acknowledged by, note)
+    acks: dict[str, tuple[int, object, object]] = field(default_factory=dict)
     #: entries that should have been replayed but could not be (a version changed before it was applied, ...)
     problems: list[str] = field(default_factory=list)
 
@@ -90,6 +101,10 @@ class StateProjections:
             agreement = entry.get("agreement") or {}
             key = (str(agreement.get("id")), int(agreement.get("version") or 0), str(entry.get("by")))
             self.acceptances[key] = (seq, entry.get("reason"), entry.get("figures"))
+        elif kind == "compliance.alert_acknowledged":
+            alert = entry.get("alert")
+            alert_key = str(alert.get("key")) if isinstance(alert, dict) else ""
+            self.acks[alert_key] = (seq, entry.get("by"), entry.get("note"))
         elif kind == "budget.spent":
             ledger = self.budgets.setdefault(str(entry.get("agreement")), [0, 0, seq])
             ledger[0] += int(entry.get("units") or 0)
@@ -154,6 +169,7 @@ class StateProjections:
             problems += self._check_acceptances(conn)
             problems += self._check_budgets(conn)
             problems += self._check_actions(conn)
+            problems += self._check_acks(conn)
         return problems
 
     def _check_versions(self, conn: sa.Connection) -> list[str]:
@@ -272,4 +288,33 @@ class StateProjections:
         for action_id, want in self.actions.items():
             if action_id not in seen:
                 problems.append(f"pending_actions row ({action_id}) (log index {want[0]}): missing")
+        return problems
+
+    def _check_acks(self, conn: sa.Connection) -> list[str]:
+        problems: list[str] = []
+        seen: set[str] = set()
+        query = sa.select(_acks.c.alert_key, _acks.c.acknowledged_by, _acks.c.note, _acks.c.log_index)
+        for key, by, note, log_index in conn.execute(query):
+            seen.add(key)
+            want = self.acks.get(key)
+            name = f"alert_acknowledgements row ({key})"
+            if want is None:
+                problems.append(f"{name}: no signed entry records this acknowledgement: inserted")
+                continue
+            differs = [
+                column
+                for column, have, should in (
+                    ("acknowledged_by", by, want[1]),
+                    ("note", note, want[2]),
+                    ("log_index", log_index, want[0]),
+                )
+                if have != should
+            ]
+            if differs:
+                problems.append(
+                    f"{name}: {', '.join(differs)} differ from the signed entries (log index {want[0]}): edited"
+                )
+        for key, (seq, *_rest) in self.acks.items():
+            if key not in seen:
+                problems.append(f"alert_acknowledgements row ({key}) (log index {seq}): missing")
         return problems

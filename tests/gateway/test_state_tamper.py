@@ -213,3 +213,28 @@ async def test_a_forged_dual_control_confirmation_is_named(env: Env) -> None:
         report.problems
     )
     assert _problems_naming(report, "pending_actions row (", "missing"), report.problems
+
+
+async def test_an_edited_alert_acknowledgement_is_named(env: Env) -> None:
+    """An acknowledgement (who looked at an alert, and what they noted) is rebuilt from its log entry."""
+    from gateway.web.ui.alerts import acknowledge
+    from gateway.web.ui.queries import Alert
+
+    for n in range(2):
+        alert = Alert("volume", "warning", None, "research-continuity", "many rows", None, f"quota:research:{n}")
+        acknowledge(
+            env.services,
+            env.engine,
+            alert,
+            by="compliance-officer",
+            note="expected: term start",
+            at=env.services.clock(),
+        )
+    assert _verify(env).ok
+    with env.engine.begin() as conn:
+        edit = "UPDATE alert_acknowledgements SET note = 'nothing to see' WHERE alert_key = :k"
+        conn.execute(sa.text(edit), {"k": "quota:research:0"})
+        conn.execute(sa.text("DELETE FROM alert_acknowledgements WHERE alert_key = :k"), {"k": "quota:research:1"})
+    report = _verify(env)
+    assert _problems_naming(report, "alert_acknowledgements row (quota:research:0)", "note", "edited"), report.problems
+    assert _problems_naming(report, "alert_acknowledgements row (quota:research:1)", "missing"), report.problems
