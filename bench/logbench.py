@@ -92,6 +92,120 @@ def fill(url: str, entries: int) -> None:
     engine.dispose()
 
 
+#: the subject every 1/20 of the benchmark log's disclosures also released (the accounting lookup finds it 20 times)
+KNOWN_SUBJECT = b"\x01" * 16
+#: one differentially private query (a budget.spent entry) per this many disclosures
+_BUDGET_EVERY = 100
+
+
+def fill_deployment(url: str, entries: int) -> None:
+    """Append ``entries`` through the writer's own group-commit path, like :func:`fill`, but what a deployment's
+    log holds, so that `gateway log verify` runs every projection check on it: disclosures as started + finished
+    pairs, each releasing one subject (every 1/20th also ``KNOWN_SUBJECT``) with its subject-index rows and the
+    finished entry's subject-set commitment; a ``budget.spent`` event every 100 disclosures, with the matching
+    ``privacy_budgets`` row."""
+    import hashlib
+
+    import sqlalchemy as sa
+
+    from gateway.audit.entries import LogEvent, make_finish
+    from gateway.audit.signer import LogSigner
+    from gateway.audit.sql_log import SqlDisclosureLog, _Pending
+    from gateway.audit.subjects import release_order
+    from gateway.db import create_gateway_engine, init_schema
+    from keys import SecretBytes, SigningKey
+    from tlog import RootAccumulator
+
+    engine = create_gateway_engine(url)
+    init_schema(engine)
+    log = SqlDisclosureLog(
+        engine, signer=LogSigner(SigningKey.from_seed(SecretBytes(b"\x05" * 32))), checkpoint_every=100_000
+    )
+    order = release_order("research-continuity")
+    every = max(1, (entries // 2) // 20)
+    spent = 0
+    written = 0
+    disclosure = 0
+    while written < entries:
+        group: list[_Pending] = []
+        finishes: list[_Pending] = []
+        events: list[_Pending] = []
+        while written + len(group) + len(finishes) + len(events) + 2 <= entries and len(group) < 4_000:
+            i = disclosure
+            subjects = [hashlib.sha256(i.to_bytes(8, "big")).digest()[:16]]
+            if i % every == 0 and i // every < 20:
+                subjects.append(KNOWN_SUBJECT)
+            subjects.sort(key=order)
+            acc = RootAccumulator()
+            acc.extend(subjects)
+            commitment = {"count": acc.size, "root": acc.root().hex()}
+            group.append(_Pending(_start(i), tuple(subjects)))
+            finishes.append(
+                _Pending(make_finish(f"bench{i:09d}", "completed", 1, 100, "ab" * 32, None, None, commitment))
+            )
+            if i % _BUDGET_EVERY == 0 and written + len(group) + len(finishes) + len(events) < entries:
+                events.append(
+                    _Pending(
+                        LogEvent.of({"type": "budget.spent", "agreement": "dp-stats", "units": 1_000, "queries": 0})
+                    )
+                )
+                spent += 1
+            disclosure += 1
+        if not group:  # an odd remainder: one more event
+            events.append(_Pending(LogEvent.of({"type": "bench.padding"})))
+        batch = group + finishes + events
+        log._commit_group(batch)
+        if any(p.error for p in batch):
+            raise RuntimeError("filling the benchmark log failed")
+        written += len(batch)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO privacy_budgets (agreement_id, spent_units, queries, updated_at) VALUES (:a, :s, :q, :t)"
+            ),
+            {"a": "dp-stats", "s": spent * 1_000, "q": spent, "t": "2026-01-01 00:00:00"},
+        )
+    log.checkpoint()
+    log.close()
+    engine.dispose()
+
+
+def verify_projections(directory: Path, entries: int = 100_000) -> dict[str, Any]:
+    """`gateway log verify` with every projection check on a log of ``entries`` (pairs, subject index, budget
+    events), in a fresh process so that its peak memory is its own; figures extrapolated linearly to 1,000,000."""
+    import json
+    import subprocess
+    import sys
+
+    path = directory / f"log-projections-{entries}.db"
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        fill_deployment(url, entries)
+    code = (
+        "import json, resource, sys, time\n"
+        "from gateway.audit.signer import LogVerifier\n"
+        "from gateway.audit.verify import verify_log\n"
+        "from gateway.db import create_gateway_engine\n"
+        "from keys import SecretBytes, SigningKey\n"
+        "def hwm():\n"
+        "    text = open('/proc/self/status').read()\n"
+        "    return int(text.split('VmHWM:')[1].split()[0]) / 1024\n"
+        "engine = create_gateway_engine(sys.argv[1])\n"
+        "verifier = LogVerifier(SigningKey.from_seed(SecretBytes(b'\\x05' * 32)).public_key)\n"
+        "open('/proc/self/clear_refs', 'w').write('5')  # reset the peak: what the imports took is not verify's\n"
+        "before, cpu = hwm(), time.process_time()\n"
+        "report = verify_log(engine, verifier)\n"
+        "print(json.dumps({'ok': report.ok, 'problems': report.problems[:3], 'entries': report.entries,"
+        " 'seconds': report.seconds, 'cpu_s': time.process_time() - cpu, 'rss_start_mb': before,"
+        " 'rss_peak_mb': hwm()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["per_million_s"] = result["seconds"] * 1_000_000 / max(1, result["entries"])
+    result["per_million_cpu_s"] = result["cpu_s"] * 1_000_000 / max(1, result["entries"])
+    return result
+
+
 def verify_and_proofs(directory: Path, entries: int) -> dict[str, Any]:
     from gateway.audit.reader import LogReader
     from gateway.audit.signer import LogVerifier

@@ -182,6 +182,22 @@ def render(r: dict[str, Any]) -> str:
                     else "— (smaller log)",
                 )
             )
+            pj = lg.get("projections")
+            if isinstance(pj, dict) and "seconds" in pj:
+                lines += [
+                    f"- `gateway log verify` with every projection check (disclosures rows, subject-set commitments, "
+                    f"budget ledger) over a deployment-shaped log of {_n(pj['entries'])} entries: "
+                    f"{pj['seconds']:.1f} s ({pj['cpu_s']:.1f} s CPU), peak memory {pj['rss_peak_mb']:.0f} MB "
+                    f"({'OK' if pj['ok'] else 'FAILED'}); extrapolated to 1,000,000 entries: "
+                    f"{pj['per_million_s']:.1f} s ({pj['per_million_cpu_s']:.1f} s CPU)"
+                ]
+                targets.append(
+                    (
+                        "log verify 1,000,000 entries < 30 s with the projection checks (extrapolated)",
+                        f"{pj['per_million_s']:.1f} s",
+                        _check(pj["per_million_s"] < 30 and pj["ok"]),
+                    )
+                )
             acc = lg.get("accounting")
             if isinstance(acc, dict):
                 lines += [

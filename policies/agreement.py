@@ -44,6 +44,7 @@ __all__ = [
     "load_agreement",
     "load_agreements",
     "parse_agreement",
+    "text_digest",
 ]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
@@ -211,6 +212,12 @@ def _digest(document: Any) -> str:
 
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def text_digest(text: str) -> str:
+    """The digest ``parse_agreement`` gives ``text``, without the catalog: what a stored version's text must hash to
+    (``gateway log verify`` checks stored texts against the digests the log entries carry). Raises PolicyError."""
+    return _digest(parse_yaml(text, "<stored>").plain())
 
 
 def _columns(node: Node, dataset: Dataset, what: str) -> list[str]:

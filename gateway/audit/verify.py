@@ -10,9 +10,11 @@ Checks, in one streaming pass (memory O(log n) plus the checkpoint list):
 - the tables compliance reads are what the signed entries say: every ``disclosures`` row matches its started and
   finished entries (recipient, agreement, approver, purpose, operation, status, rows, bytes, SHA-256) and every
   disclosure entry has its row; the subject index of each disclosure hashes to the subject-set commitment of its
-  finished entry (count and Merkle root in release order), so a deleted, added or moved index row shows.
-The first problem found names the entry, checkpoint or row; the command exits 1 on any. The projection check holds
-one small tuple per disclosure in memory; the subject-index check streams the index in disclosure order.
+  finished entry (count and Merkle root in release order), so a deleted, added or moved index row shows;
+- the agreement versions, risk acceptances and privacy budgets are what the agreement and budget entries replay to
+  (gateway.audit.rebuild): each differing row is named with its table, key and columns.
+The first problem found names the entry, checkpoint or row; the command exits 1 on any. The projection checks
+stream too (gateway.audit.disclosure_check): memory stays flat whatever the log's size.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from gateway.audit.disclosure_check import EntryCounts, check_disclosures
 from gateway.audit.reader import LogReader
-from gateway.audit.subjects import release_order
-from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow
-from tlog import Checkpoint, RootAccumulator, TlogError, TreeAppender, Verifier, open_checkpoint, verify_consistency
+from gateway.audit.rebuild import STATE_KINDS, StateProjections
+from gateway.db import CheckpointRow, LogEntryRow, LogHeadRow, LogNodeRow
+from tlog import Checkpoint, TlogError, TreeAppender, Verifier, open_checkpoint, verify_consistency
 
 __all__ = ["VerifyReport", "verify_log"]
 
@@ -37,8 +40,6 @@ _entries = LogEntryRow.__table__  # type: ignore[attr-defined]
 _head = LogHeadRow.__table__  # type: ignore[attr-defined]
 _nodes = LogNodeRow.__table__  # type: ignore[attr-defined]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
-_disclosures = DisclosureRow.__table__  # type: ignore[attr-defined]
-_subjects = SubjectIndexRow.__table__  # type: ignore[attr-defined]
 # Entries are canonical JSON with sorted keys; the only "index" key sits at the top level.
 _INDEX = re.compile(rb'"index":(\d+)[,}]')
 
@@ -84,7 +85,8 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
     wanted = {size for size, _, _ in checkpoints}
     computed: dict[int, bytes] = {}
     appender = TreeAppender()
-    projections = _Projections()
+    counts = EntryCounts()
+    states = StateProjections()
     expected = 0
     stop = False
     with engine.connect() as conn:
@@ -115,8 +117,18 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
             if stop:
                 break
             appender.append(leaf)
+            # The kind column is not hashed but decides which checks an entry gets: the entry must say it too
+            # (canonical JSON: no space after the colon). A started entry relabelled as an alert shows here.
+            if f'"type":"{kind}"' not in body_text:
+                stop = problem(f"entry {seq}: its kind column says {kind!r} but the entry does not: edited")
+                break
             if kind.startswith("disclosure."):
-                projections.add(seq, json.loads(body_text))
+                if kind == "disclosure.started":
+                    counts.started += 1
+                else:
+                    counts.finished += 1
+            elif kind in STATE_KINDS:
+                states.add(seq, json.loads(body_text))
             expected += 1
             if expected in wanted:
                 computed[expected] = appender.root()
@@ -159,131 +171,12 @@ def verify_log(engine: Engine, verifier: Verifier | None, *, max_problems: int =
                 problem(f"checkpoints {previous.size} and {size}: not consistent ({exc})")
         previous = checkpoint
     if not stop:
-        for text in projections.check_rows(engine) + projections.check_subjects(engine):
+        counts.size = expected
+        derived = check_disclosures(engine, counts, limit=max_problems) + states.check(engine)
+        for text in derived:
             if problem(text):
                 break
     if verifier is None and not report.problems:
         report.problems.append("no public key given: checkpoint signatures were not checked")
     report.seconds = time.perf_counter() - started
     return report
-
-
-# What a disclosures row must say, from its started entry and its finished entry.
-_STARTED = (
-    ("principal", ("recipient",)),
-    ("agreement_id", ("agreement", "id")),
-    ("agreement_version", ("agreement", "version")),
-    ("approved_by", ("approved_by",)),
-    ("legal_basis", ("legal_basis",)),
-    ("purpose", ("purpose",)),
-    ("operation", ("operation",)),
-)
-_FINISHED = (("status", ("status",)), ("rows", ("rows",)), ("bytes", ("bytes",)), ("sha256", ("sha256",)))
-
-
-def _at(entry: dict[str, object], path: tuple[str, ...]) -> object:
-    value: object = entry
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
-class _Projections:
-    """The derived tables as the signed entries say they must be, collected during the pass over the entries."""
-
-    def __init__(self) -> None:
-        # disclosure id -> (start seq, expected column values); finish seq and values added when finished
-        self.expected: dict[str, tuple[int, tuple[object, ...], int | None, tuple[object, ...]]] = {}
-        # start seq -> (agreement id, committed count, committed root) for finished entries with a commitment
-        self.commitments: dict[int, tuple[str, int, str]] = {}
-
-    def add(self, seq: int, entry: dict[str, object]) -> None:
-        disclosure_id = str(entry.get("disclosure_id"))
-        if entry.get("type") == "disclosure.started":
-            values = tuple(_at(entry, path) for _, path in _STARTED)
-            self.expected[disclosure_id] = (seq, values, None, ("started", 0, 0, None))
-            return
-        known = self.expected.get(disclosure_id)
-        if known is None:
-            return  # a final entry without a start: the disclosures check reports the row, if any
-        start_seq, values, _, _ = known
-        self.expected[disclosure_id] = (start_seq, values, seq, tuple(_at(entry, path) for _, path in _FINISHED))
-        subjects = entry.get("subjects")
-        if isinstance(subjects, dict):
-            agreement = _at(entry, ("agreement", "id")) or values[1]
-            self.commitments[start_seq] = (str(agreement), int(subjects["count"]), str(subjects["root"]))
-
-    def check_rows(self, engine: Engine) -> list[str]:
-        problems: list[str] = []
-        columns = [_disclosures.c[name] for name, _ in _STARTED + _FINISHED]
-        seen: set[str] = set()
-        with engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True, yield_per=20_000).execute(
-                sa.select(_disclosures.c.id, _disclosures.c.start_seq, _disclosures.c.finish_seq, *columns)
-            )
-            for row in rows:
-                disclosure_id, start_seq, finish_seq, *stored = row
-                seen.add(disclosure_id)
-                known = self.expected.get(disclosure_id)
-                if known is None:
-                    problems.append(f"disclosures row {disclosure_id}: no signed entry says this disclosure happened")
-                    continue
-                want_start, started, want_finish, finished = known
-                differs = [
-                    name
-                    for (name, _), have, want in zip(_STARTED + _FINISHED, stored, started + finished, strict=True)
-                    if have != want
-                ]
-                if start_seq != want_start or finish_seq != want_finish:
-                    differs.append("start_seq/finish_seq")
-                if differs:
-                    problems.append(
-                        f"disclosures row {disclosure_id}: {', '.join(differs)} differ from the signed entries "
-                        f"(log index {want_start}): edited"
-                    )
-        for disclosure_id, (start_seq, *_rest) in self.expected.items():
-            if disclosure_id not in seen:
-                problems.append(f"disclosure {disclosure_id} (log index {start_seq}): its disclosures row is missing")
-        return problems
-
-    def check_subjects(self, engine: Engine) -> list[str]:
-        """Stream the subject index in disclosure order; rebuild each committed set and compare."""
-        problems: list[str] = []
-        checked: set[int] = set()
-
-        def compare(seq: int, hashes: list[bytes]) -> None:
-            checked.add(seq)
-            commitment = self.commitments.get(seq)
-            if commitment is None:
-                return  # a disclosure finished before commitments existed, or not finished: nothing to compare
-            agreement, count, root = commitment
-            order = release_order(agreement)
-            acc = RootAccumulator()
-            acc.extend(sorted(hashes, key=order))
-            if acc.size != count or acc.root().hex() != root:
-                problems.append(
-                    f"subject index of the disclosure at log index {seq}: {acc.size} subjects that do not hash to the "
-                    f"{count} its signed final entry commits to: rows deleted, added or moved"
-                )
-
-        with engine.connect() as conn:
-            rows = conn.execution_options(stream_results=True, yield_per=50_000).execute(
-                sa.select(_subjects.c.disclosure_seq, _subjects.c.subject_hash).order_by(_subjects.c.disclosure_seq)
-            )
-            current: int | None = None
-            group: list[bytes] = []
-            for seq, subject_hash in rows:
-                if seq != current:
-                    if current is not None:
-                        compare(current, group)
-                    current, group = seq, []
-                group.append(bytes(subject_hash))
-            if current is not None:
-                compare(current, group)
-        for seq, (_agreement, count, _root) in self.commitments.items():
-            if seq not in checked and count:
-                problems.append(
-                    f"subject index of the disclosure at log index {seq}: empty, but its signed final entry commits "
-                    f"to {count} subjects: rows deleted"
-                )
-        return problems

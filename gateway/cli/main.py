@@ -110,6 +110,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rverify.add_argument(
         "--disclosure-id", default=None, help="the X-Disclosure-Id the response carried: the receipt must be for it"
     )
+    rverify.add_argument(
+        "--subject-hash", default=None, help="an accounting proof: the subject hash (hex) it must be for"
+    )
     add_receipt_witness_args(rverify)
     add_witness_commands(sub)
     add_attribute_command(sub, _deployment_args)
@@ -386,6 +389,10 @@ def _cmd_receipt_verify(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"receipt INVALID: {args.file} is not JSON")
         return 1
+    if isinstance(receipt, dict) and receipt.get("format") == "dx-gateway-accounting-proof-v1":
+        from gateway.cli.accounting import verify_accounting_document
+
+        return verify_accounting_document(receipt, verifier, args.subject_hash)
     content = None
     if args.content is not None:
         try:

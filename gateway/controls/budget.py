@@ -119,3 +119,14 @@ class PrivacyBudget:
         metrics.BUDGET_SPENT.labels(agreement=agreement_id).inc(epsilon)
         metrics.BUDGET_REMAINING.labels(agreement=agreement_id).set(state.remaining)
         return state
+
+    def refund(self, agreement_id: str, epsilon: float) -> None:
+        """Give back one query's ``epsilon`` whose ``budget.spent`` log entry could not be written (nothing stands
+        that is not on record; gateway.controls.budget_ledger)."""
+        cost = to_units(epsilon)
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(_budgets)
+                .where(_budgets.c.agreement_id == agreement_id)
+                .values(spent_units=_budgets.c.spent_units - cost, queries=_budgets.c.queries - 1, updated_at=_utcnow())
+            )

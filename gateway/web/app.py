@@ -27,6 +27,7 @@ from gateway.telemetry import metrics
 from gateway.web.limits import BodyDeadlineMiddleware, ExtractSlots, ServingLimits
 from gateway.web.problems import problem_response
 from gateway.web.request_ids import KEY_OWNER, KEY_PURPOSE, RequestIds
+from gateway.web.routes.accounting_proof import subject_disclosures_proof
 from gateway.web.routes.actions import confirm_action, list_actions, request_action
 from gateway.web.routes.admin_agreements import (
     accept_version_risk,
@@ -248,6 +249,7 @@ def create_app(services: Services, limits: ServingLimits | None = None) -> Starl
         Route("/v1/disclosures/{disclosure_id}", disclosure, methods=["GET"]),
         Route("/v1/disclosures/{disclosure_id}/receipt", receipt, methods=["GET"]),
         Route("/v1/subjects/disclosures", subject_disclosures, methods=["POST"]),
+        Route("/v1/subjects/disclosures/proof", subject_disclosures_proof, methods=["POST"]),
         Route("/v1/log/checkpoint", checkpoint, methods=["GET"]),
         Route("/v1/log/proof/consistency", consistency, methods=["GET"]),
         Route("/v1/log/public-key", public_key, methods=["GET"]),

@@ -167,10 +167,11 @@ def deployment(tmp_path: Path) -> Path:
     directory = tmp_path / "deploy"
     assert main(["demo", "--rows", "50", "--data-dir", str(directory), "--no-serve"]) == 0
     # The demo build logs its agreements' approvals; start from an empty log so that the entry numbers below are
-    # those of this fixture's disclosures.
+    # those of this fixture's disclosures. The agreement tables go too: verify rebuilds them from those entries.
     conn = _db(directory)
     with conn:
-        for table in ("log_entries", "log_nodes", "log_checkpoints"):
+        derived = ("agreement_versions", "agreement_risk_acceptances", "privacy_budgets")
+        for table in ("log_entries", "log_nodes", "log_checkpoints", *derived):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
         conn.execute("UPDATE log_head SET size = 0, border = '[]'")
     conn.close()

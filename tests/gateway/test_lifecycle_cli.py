@@ -244,7 +244,15 @@ def test_rotate_the_master_key(demo: Path, capsys: pytest.CaptureFixture[str]) -
         assert KeyRing(new, SqlKeyStore(engine)).derive("domain:pku-study", "tokenize").reveal() == token_key
     finally:
         engine.dispose()
-    # The log still verifies (the signing key was re-wrapped, not replaced) and the rotation is in it.
+    # The forged "confirmed" row is named by verify (the requests table is rebuilt from the log) ...
+    code, out = run(capsys, "log", "verify", "--data-dir", str(demo))
+    assert code == 1 and f"pending_actions row ({forged})" in out and "inserted" in out, out
+    engine = create_gateway_engine(f"sqlite:///{demo / 'gateway.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM pending_actions WHERE id = :f"), {"f": forged})
+    engine.dispose()
+    # ... and without it the log verifies (the signing key was re-wrapped, not replaced) and the rotation is in it:
+    # the executed request replays from action.requested, action.confirmed and keys.master_rotated.
     code, out = run(capsys, "log", "verify", "--data-dir", str(demo))
     assert code == 0, out
     assert rows(demo, "SELECT COUNT(*) FROM log_entries WHERE kind = 'keys.master_rotated'") == [(1,)]

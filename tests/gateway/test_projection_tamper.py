@@ -146,6 +146,35 @@ async def test_a_row_without_an_entry_is_named(env: Env, registry_path: Path) ->
     assert any("forged0000" in p and "no signed entry" in p for p in report.problems), report.problems
 
 
+async def test_a_finished_disclosure_made_to_look_unfinished_is_named(env: Env, registry_path: Path) -> None:
+    """The row loses its final entry (as after a crash): the finished entry no row records is named."""
+    extract_id, _ = await _activity(env, registry_path)
+    with env.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE disclosures SET finish_seq = NULL, status = 'started', rows = 0, bytes = 0, sha256 = NULL "
+                "WHERE id = :i"
+            ),
+            {"i": extract_id},
+        )
+    report = _verify(env)
+    assert any(extract_id in p and "does not record this signed final entry" in p for p in report.problems), (
+        report.problems
+    )
+
+
+async def test_hiding_an_entry_by_its_kind_column_is_named(env: Env, registry_path: Path) -> None:
+    """The kind column is not hashed: relabelling a started entry would hide it from the row checks."""
+    extract_id, _ = await _activity(env, registry_path)
+    seq = _start_seq(env, extract_id)
+    with env.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE log_entries SET kind = 'alert.volume' WHERE seq = :s"), {"s": seq})
+        conn.execute(sa.text("DELETE FROM disclosures WHERE id = :i"), {"i": extract_id})
+    report = _verify(env)
+    assert not report.ok
+    assert any(f"entry {seq}" in p and "kind column" in p for p in report.problems), report.problems
+
+
 # -- the commitment itself ---------------------------------------------------------------------------------------------
 
 

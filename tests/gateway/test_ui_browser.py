@@ -212,6 +212,9 @@ def test_filter_the_log_and_open_an_entry_with_a_verified_receipt(page: Page, li
     page.locator(f'a[href="/ui/disclosures/{live.extract_id}"]').click()
     expect(page.locator("#receipt-status")).to_contain_text("Receipt verified.")
     expect(page.get_by_role("cell", name="generalize to year").first).to_be_visible()
+    # What the signed entries say, beside the table's copy (gateway/web/ui/signed_entry.py).
+    expect(page.locator("#projection-status")).to_contain_text("agrees with the signed log entries")
+    expect(page.locator("#signed-entry")).to_contain_text("pku-education-lab")
     _shot(page, "04-disclosure-entry")
 
 

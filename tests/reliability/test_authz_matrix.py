@@ -89,6 +89,7 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     "export": Endpoint("GET", "/v1/disclosures/export", "research"),
     "totals": Endpoint("GET", "/v1/disclosures/totals", "research"),
     "subjects": Endpoint("POST", "/v1/subjects/disclosures", "research", {"subject_id": "{cid}"}),
+    "subjects-proof": Endpoint("POST", "/v1/subjects/disclosures/proof", "research", {"subject_id": "{cid}"}),
     "checkpoint": Endpoint("GET", "/v1/log/checkpoint", "research"),
     "consistency": Endpoint("GET", "/v1/log/proof/consistency?first=1&second=1", "research"),
     "public-key": Endpoint("GET", "/v1/log/public-key", "research"),
@@ -200,6 +201,7 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("export",             RR,      RR,       200,        RR,     RR,       UA),
     ("totals",             RR,      RR,       200,        RR,     RR,       UA),
     ("subjects",           RR,      RR,       200,        RR,     RR,       UA),
+    ("subjects-proof",     RR,      RR,       200,        RR,     RR,       UA),
     ("checkpoint",         200,     200,      200,        200,    200,      UA),
     ("consistency",        200,     200,      200,        200,    200,      UA),
     ("public-key",         200,     200,      200,        200,    200,      200),  # public by design

@@ -19,10 +19,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.web.models import accounting_proof as accounting_proof_models
 from gateway.web.models import actions as action_models
 from gateway.web.models import compliance, lifecycle, ops, releases
 from gateway.web.models.base import INLINE, REF_TEMPLATE, components
 from gateway.web.openapi.parts import problem_responses
+from gateway.web.routes import accounting_proof as accounting_proof_routes
 from gateway.web.routes import (
     actions,
     admin_agreements,
@@ -54,6 +56,7 @@ _ROUTES = (
     reidentify,
     compliance_routes,
     log,
+    accounting_proof_routes,
     actions,
     metrics_routes,
 )
@@ -64,6 +67,7 @@ _MODELS = (
     *releases.MODELS,
     *compliance.MODELS,
     *lifecycle.MODELS,
+    *accounting_proof_models.MODELS,
     *action_models.MODELS,
 )
 _REF = re.compile(re.escape(REF_TEMPLATE.format(model="")) + r"([A-Za-z0-9_.-]+)")

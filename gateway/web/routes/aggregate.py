@@ -24,6 +24,7 @@ from gateway.audit.subjects import LogKeys
 from gateway.auth import Principal
 from gateway.connectors.base import AggregatingConnector
 from gateway.controls.budget import BudgetState
+from gateway.controls.budget_ledger import spend_on_record
 from gateway.controls.quotas import apply_quotas
 from gateway.errors import NotImplementedByGatewayError, ValidationError
 from gateway.keysource import AgreementKeySource, agreement_owner, dataset_owner
@@ -200,7 +201,10 @@ async def aggregate(request: Request) -> Response:
         state = None
         dp = plan.spec.differential_privacy
         if epsilon is not None and budget is not None and dp is not None:
-            state = budget.spend(agreement.id, epsilon, float(dp["epsilon_total"]))
+            # On record: a budget.spent entry per spend, so verify rebuilds the budget table from the log.
+            state = spend_on_record(
+                budget, found.log, agreement.id, epsilon, float(dp["epsilon_total"]), session.disclosure_id
+            )
         table, path = compute_table(found, agreement, plan, epsilon=epsilon)
         controls = dict(table.report)
         if state is not None and epsilon is not None:

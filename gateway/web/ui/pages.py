@@ -35,6 +35,7 @@ from gateway.web.ui.queries import (
 )
 from gateway.web.ui.render import render
 from gateway.web.ui.review import version_index
+from gateway.web.ui.signed_entry import signed_view
 
 __all__ = [
     "PAGE_SIZE",
@@ -181,7 +182,8 @@ async def disclosure_entry(request: Request) -> Response:
         row = context.reader().disclosure(disclosure_id)
         if row is None:
             raise NotFoundError("there is no disclosure with that id")
-        return {"item": disclosure_json(row), "receipt": check_receipt(context.services, context.reader(), row)}
+        check = check_receipt(context.services, context.reader(), row)
+        return {"item": disclosure_json(row), "receipt": check, "signed": signed_view(check, row)}
 
     data = await anyio.to_thread.run_sync(load)
     return render(request, "entry.html", data, viewer=viewer, active="log")
