@@ -2,6 +2,7 @@
 
 python -m bench --rows 1000000 --runs 3 --out docs/benchmarks.md     # make bench
 python -m bench --rows 5000 --runs 1 --out var/bench-smoke.md         # make bench-smoke (seconds)
+python -m bench --rows 5000 --only records --records-seconds 10 --out var/records.md   # records + floor only
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated subset of {', '.join(STEPS)}")
     parser.add_argument("--log-entries", type=int, default=None, help="entries for the log verify benchmark")
     parser.add_argument("--postgres-url", default=os.environ.get("DXG_BENCH_POSTGRES_URL"))
+    parser.add_argument(
+        "--records-seconds", type=int, default=None, help="wrk duration per records run (default 15, 3 with --runs 1)"
+    )
+    parser.add_argument("--records-workers", default="1,2", help="worker counts for the records step, e.g. 1 or 1,2")
+    parser.add_argument("--no-floor", action="store_true", help="records: skip the floor app (bench/floor_app.py)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a step failed (CI's bench-smoke)")
     args = parser.parse_args(argv)
     steps = [s for s in args.only.split(",") if s]
@@ -90,7 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         step(
             "records",
-            lambda: records_load.run(directory, args.rows, seconds=15 if args.runs > 1 else 3, postgres_url=pg),
+            lambda: records_load.run(
+                directory,
+                args.rows,
+                seconds=args.records_seconds or (15 if args.runs > 1 else 3),
+                workers=tuple(int(w) for w in args.records_workers.split(",") if w),
+                postgres_url=pg,
+                floor=not args.no_floor,
+            ),
         )
     finally:
         if pg is not None:

@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,10 +212,23 @@ def _children(pid: int) -> list[int]:
 
 
 @contextmanager
-def server(directory: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
+def server(
+    directory: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+    command: Sequence[str] | None = None,
+) -> Iterator[Server]:
+    """A gateway (or, with ``command``, another server taking ``--port``) on a free port, ready when it returns.
+
+    ``prefix`` goes before the command (the records benchmark pins the server to a core with ``taskset``).
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [
+    argv = (
+        [*command, "--port", str(port)]
+        if command is not None
+        else [
             sys.executable,
             "-m",
             "gateway.cli.main",
@@ -226,7 +239,10 @@ def server(directory: Path, *, workers: int = 1, env: dict[str, str] | None = No
             str(port),
             "--workers",
             str(workers),
-        ],
+        ]
+    )
+    process = subprocess.Popen(
+        [*prefix, *argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},

@@ -15,6 +15,19 @@ def _check(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**not met**")
 
 
+def records_verdict(item: dict[str, Any]) -> str:
+    """Issue 18 item 0: the rate is met by its absolute figure (≥ 1,000/s) or by its ratio to the floor measured in
+    the same run (≥ 0.5); the p99 bound (< 50 ms) holds either way. Says which."""
+    rate, ratio, p99 = item.get("requests_per_s"), item.get("ratio_to_floor"), item.get("p99_ms")
+    if not isinstance(rate, int | float) or not isinstance(p99, int | float) or p99 >= 50:
+        return "**not met**"
+    if rate >= 1000:
+        return "met by absolute"
+    if isinstance(ratio, int | float) and ratio >= 0.5:
+        return "met by ratio"
+    return "**not met**"
+
+
 def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
@@ -138,26 +151,53 @@ def render(r: dict[str, Any]) -> str:
         lines += [
             "## 5. Single-record requests, 32 concurrent clients (wrk), each with a durable log append",
             "",
-            "| gateway state, workers | requests/s | p50 ms | p99 ms | non-2xx |",
-            "|---|---:|---:|---:|---:|",
+            f"Load generator and server pinning: {rec.get('pinning', 'not pinned')}. The floor is a minimal uvicorn + "
+            "Starlette app (bench/floor_app.py) doing one durable insert per request with the gateway's durability "
+            "settings, driven by the same wrk script just before the gateway's run.",
+            "",
+            "| gateway state, workers | requests/s | p50 ms | p99 ms | non-2xx | floor requests/s | floor p99 ms | "
+            "gateway / floor |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, item in rec.items():
+            if name == "pinning" or name.startswith("floor-"):
+                continue
             if isinstance(item, dict):
+                base = rec.get(f"floor-{name}", {})
+                ratio = item.get("ratio_to_floor")
                 lines.append(
                     f"| {name} | {_n(item.get('requests_per_s'))} | {_n(item.get('p50_ms'), 1)} | "
-                    f"{_n(item.get('p99_ms'), 1)} | {_n(item.get('non_2xx'))} |"
+                    f"{_n(item.get('p99_ms'), 1)} | {_n(item.get('non_2xx'))} | "
+                    f"{_n(base.get('requests_per_s') if isinstance(base, dict) else None)} | "
+                    f"{_n(base.get('p99_ms') if isinstance(base, dict) else None, 1)} | "
+                    f"{_n(ratio, 2)} |"
                 )
                 if item.get("requests_per_s"):
-                    ok = item["requests_per_s"] >= 1000 and (item.get("p99_ms") or 1e9) < 50
                     targets.append(
                         (
-                            f"records {name}: ≥ 1,000/s, p99 < 50 ms",
-                            f"{_n(item['requests_per_s'])}/s, p99 {_n(item.get('p99_ms'), 1)} ms",
-                            _check(ok),
+                            f"records {name}: ≥ 1,000/s (or ≥ 0.5 × floor), p99 < 50 ms",
+                            f"{_n(item['requests_per_s'])}/s ({_n(ratio, 2)} × floor), "
+                            f"p99 {_n(item.get('p99_ms'), 1)} ms",
+                            records_verdict(item),
                         )
                     )
             else:
-                lines.append(f"| {name} | {item} | | | |")
+                lines.append(f"| {name} | {item} | | | | | | |")
+        for store in ("sqlite", "postgresql"):
+            one, two = rec.get(f"{store}-1w") or {}, rec.get(f"{store}-2w") or {}
+            if (
+                isinstance(one, dict)
+                and isinstance(two, dict)
+                and one.get("requests_per_s")
+                and two.get("requests_per_s")
+            ):
+                targets.append(
+                    (
+                        f"records {store}: 2 workers ≥ 1 worker",
+                        f"{_n(two['requests_per_s'])}/s vs {_n(one['requests_per_s'])}/s",
+                        _check(two["requests_per_s"] >= one["requests_per_s"]),
+                    )
+                )
         lines.append("")
     lg = r.get("log")
     if isinstance(lg, dict) and lg:

@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +47,7 @@ from gateway.audit.entries import (
 from gateway.db import CheckpointRow, DisclosureRow, LogEntryRow, LogHeadRow, LogNodeRow, SubjectIndexRow, utcnow
 from gateway.errors import AuditUnavailableError
 from gateway.telemetry import metrics, tracing
-from tlog import Checkpoint, Node, Signer, TreeAppender, sign_checkpoint
+from tlog import Checkpoint, Signer, TreeAppender, sign_checkpoint
 from tlog.canonical import canonical_json
 
 __all__ = ["SqlDisclosureLog", "b64"]
@@ -75,6 +75,29 @@ class _Barrier:
 
 
 _Op = DisclosureStart | DisclosureFinish | LogEvent | _IndexOp | _Barrier
+
+
+@dataclass(slots=True)
+class _GroupRows:
+    """What one group commit writes, per table, and the result of each pending op in order."""
+
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
+    nodes: list[tuple[Any, ...]] = field(default_factory=list)
+    started: list[tuple[Any, ...]] = field(default_factory=list)
+    finished: list[tuple[Any, ...]] = field(default_factory=list)
+    subjects: list[tuple[bytes, int]] = field(default_factory=list)
+    results: list[int] = field(default_factory=list)
+
+
+_PG_IDLE = 0  # libpq's PQTRANS_IDLE: no transaction open on the connection
+
+
+def _pipeline_supported() -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - a PostgreSQL engine implies psycopg
+        return False
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def _parts_of(op: _Op) -> EntryParts | None:
@@ -200,7 +223,11 @@ class SqlDisclosureLog:
                 if self._is_sqlite
                 else "INSERT INTO subject_index (subject_hash, disclosure_seq) VALUES (%s, %s) ON CONFLICT DO NOTHING"
             ),
+            "subjects_unnest": "INSERT INTO subject_index (subject_hash, disclosure_seq) "
+            "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) ON CONFLICT DO NOTHING",
         }
+        # psycopg's pipeline mode (libpq >= 14): a group commit in three round trips (see _commit_pipelined)
+        self._pipelined = not self._is_sqlite and engine.dialect.driver == "psycopg" and _pipeline_supported()
 
         # SQLite's multi-row forms (UPDATE ... FROM needs 3.33); parameters per statement kept under the default
         # limit of SQLite >= 3.32 (32766), whatever this build allows.
@@ -396,62 +423,7 @@ class SqlDisclosureLog:
                 pending.settle()
             return
         try:
-            with self._engine.begin() as conn:
-                size, border = self._lock_head(conn)
-                appender = TreeAppender(size, border)
-                entries: list[tuple[Any, ...]] = []
-                nodes: list[Node] = []
-                subjects: list[tuple[bytes, int]] = []
-                started: list[tuple[Any, ...]] = []
-                finished: list[tuple[Any, ...]] = []
-                results: list[int] = []
-                for pending in group:
-                    op = pending.op
-                    if isinstance(op, _IndexOp):
-                        subjects.extend(zip(op.subject_hashes, itertools.repeat(op.disclosure_seq)))
-                        results.append(op.disclosure_seq)
-                        continue
-                    if isinstance(op, _Barrier):
-                        results.append(0)
-                        continue
-                    seq = appender.size
-                    parts = pending.parts
-                    body = parts.body(seq) if parts is not None else canonical_json({"index": seq, **op.entry()})
-                    leaf = hashlib.sha256(b"\x00" + body).digest()
-                    nodes.extend(appender.append(leaf))
-                    entries.append(
-                        (
-                            seq,
-                            entry_kind(op),
-                            op.disclosure_id,
-                            body.decode("utf-8"),
-                            leaf.hex(),
-                            self._db_time(entry_time(op)),
-                        )
-                    )
-                    if isinstance(op, DisclosureStart):
-                        started.append(self._started_row(op, seq, parts.plan if parts is not None else None))
-                        subjects.extend(zip(pending.subjects, itertools.repeat(seq)))
-                    elif isinstance(op, DisclosureFinish):
-                        finished.append(self._finished_row(op, seq))
-                    results.append(seq)
-                # Driver-level executemany: SQLAlchemy's per-row parameter processing costs more than the inserts.
-                # Starts before finishes: a finish may follow its start in the same group.
-                self._write_rows(conn, "entries", entries)
-                self._write_rows(conn, "nodes", [(n.level, n.index, n.hash.hex()) for n in nodes])
-                self._write_rows(conn, "started", started)
-                self._write_rows(conn, "finished", finished)
-                # In key order: the index is keyed by random hashes, and sorted inserts walk its B-tree once
-                # instead of jumping to a random page per row (a 16k-row group: 4x less time in the writer).
-                subjects.sort()
-                self._write_rows(conn, "subjects", subjects)
-                conn.execute(
-                    sa.update(_head)
-                    .where(_head.c.id == 1)
-                    .values(size=appender.size, border=json.dumps([n.hash.hex() for n in appender.border]))
-                )
-                if self._checkpoint_due(appender.size):
-                    self._write_checkpoint(conn, appender.size, appender.root())
+            results = self._commit_pipelined(group) if self._pipelined else self._commit_plain(group)
         except Exception as exc:
             _log.error("log_group_failed", error_type=type(exc).__name__, entries=len(group))
             for pending in group:
@@ -464,6 +436,109 @@ class SqlDisclosureLog:
         for pending, seq in zip(group, results, strict=True):
             pending.result = seq
             pending.settle()
+
+    def _commit_plain(self, group: list[_Pending]) -> list[int]:
+        """SQLite (and a PostgreSQL driver without pipeline mode): one statement after the other."""
+        with self._engine.begin() as conn:
+            size, border = self._lock_head(conn)
+            appender = TreeAppender(size, border)
+            rows = self._group_rows(group, appender)
+            # Driver-level executemany: SQLAlchemy's per-row parameter processing costs more than the inserts.
+            # Starts before finishes: a finish may follow its start in the same group.
+            for statement in ("entries", "nodes", "started", "finished", "subjects"):
+                self._write_rows(conn, statement, getattr(rows, statement))
+            conn.execute(
+                sa.update(_head)
+                .where(_head.c.id == 1)
+                .values(size=appender.size, border=json.dumps([n.hash.hex() for n in appender.border]))
+            )
+            if self._checkpoint_due(appender.size):
+                self._write_checkpoint(conn, appender.size, appender.root())
+        return rows.results
+
+    def _commit_pipelined(self, group: list[_Pending]) -> list[int]:
+        """PostgreSQL in psycopg's pipeline mode: a group commit in three round trips instead of ten or eleven.
+
+        1. the pool's liveness ping (``pool_pre_ping``, kept: a dead connection is replaced before the group);
+        2. ``BEGIN`` and the locking read of the head (``SELECT ... FOR UPDATE``: the row lock that serializes every
+           process appending to this database, then the head as the lock holder sees it);
+        3. every insert of the group, the new head and ``COMMIT``, sent together with one sync at the end.
+        The transaction is spelled out (``BEGIN`` ... ``COMMIT`` on a connection in autocommit mode) because
+        psycopg's implicit ``BEGIN`` is a round trip of its own. The server runs the statements in order and an
+        error in any skips the rest, ``COMMIT`` included: the group commits whole or not at all, the error is raised
+        at the sync, and the failed transaction is rolled back before the connection goes back to the pool. When a
+        checkpoint is due it is written after the group's statements, before the ``COMMIT`` (an extra round trip
+        every ``checkpoint_every`` entries or ``checkpoint_interval_s`` seconds).
+        """
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # reset by the pool on return
+            raw: Any = conn.connection.driver_connection  # the psycopg connection under SQLAlchemy's
+            try:
+                with raw.pipeline(), raw.cursor() as cur:
+                    cur.execute("BEGIN")
+                    cur.execute("SELECT size, border FROM log_head WHERE id = 1 FOR UPDATE")
+                    size, border_json = cur.fetchone()
+                    appender = TreeAppender(int(size), [bytes.fromhex(h) for h in json.loads(border_json)])
+                    rows = self._group_rows(group, appender)
+                    # Starts before finishes: a finish may follow its start in the same group.
+                    for statement in ("entries", "nodes", "started", "finished"):
+                        if getattr(rows, statement):
+                            cur.executemany(self._sql[statement], getattr(rows, statement))
+                    if rows.subjects:
+                        # One statement for the group: an executemany would run one INSERT per row on the server.
+                        hashes, seqs = zip(*rows.subjects, strict=True)
+                        cur.execute(self._sql["subjects_unnest"], (list(hashes), list(seqs)))
+                    cur.execute(
+                        "UPDATE log_head SET size = %s, border = %s WHERE id = 1",
+                        (appender.size, json.dumps([n.hash.hex() for n in appender.border])),
+                    )
+                    if self._checkpoint_due(appender.size):
+                        self._write_checkpoint(conn, appender.size, appender.root())
+                    cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):  # a broken connection: the pool discards it anyway
+                    if raw.pgconn.transaction_status != _PG_IDLE:
+                        raw.execute("ROLLBACK")
+                raise
+        return rows.results
+
+    def _group_rows(self, group: list[_Pending], appender: TreeAppender) -> _GroupRows:
+        """The rows a group writes, its entries appended to ``appender`` (indexes from the locked head)."""
+        rows = _GroupRows()
+        for pending in group:
+            op = pending.op
+            if isinstance(op, _IndexOp):
+                rows.subjects.extend(zip(op.subject_hashes, itertools.repeat(op.disclosure_seq)))
+                rows.results.append(op.disclosure_seq)
+                continue
+            if isinstance(op, _Barrier):
+                rows.results.append(0)
+                continue
+            seq = appender.size
+            parts = pending.parts
+            body = parts.body(seq) if parts is not None else canonical_json({"index": seq, **op.entry()})
+            leaf = hashlib.sha256(b"\x00" + body).digest()
+            rows.nodes.extend((n.level, n.index, n.hash.hex()) for n in appender.append(leaf))
+            rows.entries.append(
+                (
+                    seq,
+                    entry_kind(op),
+                    op.disclosure_id,
+                    body.decode("utf-8"),
+                    leaf.hex(),
+                    self._db_time(entry_time(op)),
+                )
+            )
+            if isinstance(op, DisclosureStart):
+                rows.started.append(self._started_row(op, seq, parts.plan if parts is not None else None))
+                rows.subjects.extend(zip(pending.subjects, itertools.repeat(seq)))
+            elif isinstance(op, DisclosureFinish):
+                rows.finished.append(self._finished_row(op, seq))
+            rows.results.append(seq)
+        # In key order: the index is keyed by random hashes, and sorted inserts walk its B-tree once instead of
+        # jumping to a random page per row (a 16k-row group: 4x less time in the writer).
+        rows.subjects.sort()
+        return rows
 
     def _write_rows(self, conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert (or, for ``finished``, update) ``rows`` with the statement named ``statement``.
@@ -479,11 +554,7 @@ class SqlDisclosureLog:
         if statement == "subjects" and not self._is_sqlite:
             # One statement for the whole group: psycopg's executemany runs one INSERT per row on the server.
             hashes, seqs = zip(*rows, strict=True)
-            conn.exec_driver_sql(
-                "INSERT INTO subject_index (subject_hash, disclosure_seq) "
-                "SELECT * FROM unnest(%s::bytea[], %s::bigint[]) ON CONFLICT DO NOTHING",
-                (list(hashes), list(seqs)),
-            )
+            conn.exec_driver_sql(self._sql["subjects_unnest"], (list(hashes), list(seqs)))
             return
         if not self._multirow:
             conn.exec_driver_sql(self._sql[statement], rows)
