@@ -51,10 +51,12 @@ from gateway.agreements.store import (
     RiskAcceptance,
     StoredVersion,
     agreement_state,
+    drafted_by,
     risk_acceptance_entry,
 )
 from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
+from gateway.audit.memory_log import MemoryDisclosureLog
 from gateway.auth import Principal
 from gateway.errors import ForbiddenError, GatewayError, NotFoundError
 from gateway.keysource import agreement_owner, domain_owner
@@ -293,12 +295,30 @@ class AgreementLifecycle:
                 code="four-eyes",
             )
         try:
-            return self._registry.parse(target)
+            agreement = self._registry.parse(target)
         except PolicyError as exc:
             raise LifecycleConflictError(
                 f"version {version} no longer matches the catalog: {exc}; fix it and apply a new version",
                 code="invalid-agreement",
             ) from exc
+        # The author column is the database's; the signed log says who applied this text (an approver with database
+        # access could otherwise rename the author of their own draft and approve it alone).
+        if isinstance(self._log, MemoryDisclosureLog):  # tests and tools without a database log
+            logged = drafted_by(self._log.entries, target)
+        else:
+            logged = self._store.logged_author(target)
+        if logged is None:
+            raise LifecycleConflictError(
+                f"version {version} of {agreement_id!r} is not a draft the disclosure log records (no entry applied "
+                "this text); nothing is decided (check the database: run `gateway log verify`)",
+                code="version-changed",
+            )
+        if approver.name == logged:
+            raise ForbiddenError(
+                f"you applied version {version} of {agreement_id!r}; another approver must approve it (four eyes)",
+                code="four-eyes",
+            )
+        return agreement
 
     def accept_risk(
         self, agreement_id: str, version: int, *, approver: Principal, reason: str | None

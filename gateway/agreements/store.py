@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.applog import get_logger
-from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow
+from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow, LogEntryRow
 from policies import Agreement, Catalog, PolicyError, parse_agreement
 from policies._yaml import parse_yaml
 
@@ -56,6 +56,7 @@ __all__ = [
     "RiskAcceptance",
     "StoredVersion",
     "agreement_state",
+    "drafted_by",
     "inactive_agreement",
     "risk_acceptance_entry",
 ]
@@ -139,6 +140,21 @@ def agreement_state(versions: Iterable[StoredVersion]) -> str | None:
     for state in (ACTIVE, SUSPENDED, REVOKED, EXPIRED, APPROVED, DRAFT, SUPERSEDED, REJECTED):
         if state in states:
             return state
+    return None
+
+
+def drafted_by(entries: Iterable[object], row: StoredVersion) -> str | None:
+    """Who the log entries name as having made ``row`` (its id, version and digest) a draft; None if none does."""
+    wanted = {"id": row.agreement_id, "version": row.version, "digest": row.digest}
+    for entry in entries:
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("type") == "agreement.state_changed"
+            and entry.get("to") == "draft"
+            and entry.get("agreement") == wanted
+        ):
+            by = entry.get("by")
+            return by if isinstance(by, str) else None
     return None
 
 
@@ -287,6 +303,26 @@ class AgreementStore:
                     _acceptances.c.approver == approver,
                 )
             )
+
+    def logged_author(self, row: StoredVersion) -> str | None:
+        """Who made ``row`` a draft, by the signed log's entry for its id, version and digest (None: no such entry).
+        The ``author`` column is editable by anyone with database access; the four-eyes check reads this instead."""
+        entries = LogEntryRow.__table__  # type: ignore[attr-defined]
+        # Entries are canonical JSON (no spaces); a digest is "sha256:" and hex digits, nothing LIKE treats specially.
+        needle = f'%"digest":"{row.digest}"%'
+        with self._engine.connect() as conn:
+            bodies = conn.execute(
+                sa.select(entries.c.body).where(
+                    entries.c.kind == "agreement.state_changed", entries.c.body.like(needle)
+                )
+            ).scalars()
+            found: list[object] = []
+            for body in bodies:
+                try:
+                    found.append(json.loads(body))
+                except ValueError:
+                    continue
+        return drafted_by(found, row)
 
     def risk_acceptances(self, agreement_id: str, version: int) -> list[RiskAcceptance]:
         query = (

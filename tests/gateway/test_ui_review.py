@@ -401,9 +401,9 @@ async def test_approval_binds_the_digest_the_approver_reviewed(env: Env) -> None
         bare = await client.post(f"{V1}/approve", data={"csrf_token": csrf(page)}, headers=SAME_ORIGIN)
         assert bare.status_code == 409
         assert state_of(env, 1) == "draft"
-        # Reviewed again, the new text can be approved: the check binds, it does not block.
+        # Reviewed again, the rewritten text is still refused: no log entry applied it (test_four_eyes_tamper.py).
         again = (await client.get(V1)).text
         assert "tsinghua-lab" in again
-        approved = await post_form(client, f"{V1}/approve", again)
-        assert approved.status_code == 303, approved.text
-    assert state_of(env, 1) == "active"
+        still = await post_form(client, f"{V1}/approve", again)
+        assert still.status_code == 409 and "log records" in error_text(still.text)
+    assert state_of(env, 1) == "draft"
