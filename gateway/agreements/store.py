@@ -55,8 +55,8 @@ __all__ = [
     "InactiveAgreement",
     "RiskAcceptance",
     "StoredVersion",
+    "about",
     "agreement_state",
-    "drafted_by",
     "inactive_agreement",
     "risk_acceptance_entry",
 ]
@@ -143,19 +143,10 @@ def agreement_state(versions: Iterable[StoredVersion]) -> str | None:
     return None
 
 
-def drafted_by(entries: Iterable[object], row: StoredVersion) -> str | None:
-    """Who the log entries name as having made ``row`` (its id, version and digest) a draft; None if none does."""
+def about(entries: Iterable[Mapping[str, Any]], row: StoredVersion, kind: str) -> list[Mapping[str, Any]]:
+    """The log entries of ``kind`` about ``row``: its agreement id, version and digest."""
     wanted = {"id": row.agreement_id, "version": row.version, "digest": row.digest}
-    for entry in entries:
-        if (
-            isinstance(entry, Mapping)
-            and entry.get("type") == "agreement.state_changed"
-            and entry.get("to") == "draft"
-            and entry.get("agreement") == wanted
-        ):
-            by = entry.get("by")
-            return by if isinstance(by, str) else None
-    return None
+    return [e for e in entries if e.get("type") == kind and e.get("agreement") == wanted]
 
 
 class AgreementStore:
@@ -304,25 +295,25 @@ class AgreementStore:
                 )
             )
 
-    def logged_author(self, row: StoredVersion) -> str | None:
-        """Who made ``row`` a draft, by the signed log's entry for its id, version and digest (None: no such entry).
-        The ``author`` column is editable by anyone with database access; the four-eyes check reads this instead."""
+    def logged_entries(self, row: StoredVersion, kind: str) -> list[Mapping[str, Any]]:
+        """The signed log's entries of ``kind`` about ``row`` (its id, version and digest). The agreement tables are
+        editable by anyone with database access; the four-eyes checks of approval read these instead."""
         entries = LogEntryRow.__table__  # type: ignore[attr-defined]
         # Entries are canonical JSON (no spaces); a digest is "sha256:" and hex digits, nothing LIKE treats specially.
         needle = f'%"digest":"{row.digest}"%'
         with self._engine.connect() as conn:
             bodies = conn.execute(
-                sa.select(entries.c.body).where(
-                    entries.c.kind == "agreement.state_changed", entries.c.body.like(needle)
-                )
+                sa.select(entries.c.body).where(entries.c.kind == kind, entries.c.body.like(needle))
             ).scalars()
-            found: list[object] = []
+            found: list[Mapping[str, Any]] = []
             for body in bodies:
                 try:
-                    found.append(json.loads(body))
+                    entry = json.loads(body)
                 except ValueError:
                     continue
-        return drafted_by(found, row)
+                if isinstance(entry, dict):
+                    found.append({"type": kind, **entry})
+        return about(found, row, kind)
 
     def risk_acceptances(self, agreement_id: str, version: int) -> list[RiskAcceptance]:
         query = (

@@ -55,3 +55,26 @@ async def test_a_draft_whose_digest_was_rewritten_is_not_approved(env: Env) -> N
         refused = await approve(client, env, "research-continuity", 1, "approver")
         assert_problem(refused, 409, "invalid-agreement")
     assert _state(env) == "draft"
+
+
+async def test_a_second_risk_acceptance_written_into_the_table_does_not_count(env: Env) -> None:
+    """One approver accepts a risk above threshold, then writes the second approver's acceptance row by hand."""
+    from tests.gateway.test_risk_acceptance import RISKY, accept
+
+    use_store(env)
+    async with env.client() as client:
+        assert (await apply(client, env, RISKY)).status_code == 201
+        first = await accept(client, env, "approver", reason="IRB approved (PKU-IRB-2026-17)")
+        assert first.status_code == 201, first.text
+        with env.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO agreement_risk_acceptances (agreement_id, version, approver, reason, figures,"
+                    " accepted_at) SELECT agreement_id, version, 'approver-wang', 'forged', figures, accepted_at"
+                    " FROM agreement_risk_acceptances WHERE approver = 'approver-li'"
+                )
+            )
+        refused = await approve(client, env, "research-continuity", 1, "approver")
+        body = assert_problem(refused, 409, "risk-above-threshold")
+        assert [a["by"] for a in body["risk"]["acceptances"]] == ["approver-li"]
+        assert _state(env) == "draft"
