@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,9 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 #: called with (bytes written, rows seen so far or None when the format does not show them while streaming)
 Progress = Callable[[int, "int | None"], None]
 _CHUNK = 1 << 16
+#: what the gateway's disclosure ids look like (32 hex digits today), loosely: safe in a URL path and on a terminal
+_DISCLOSURE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 #: the finished entry is written when the stream ends; a receipt asked for at once may precede it by a moment
 _RECEIPT_ATTEMPTS = 8
 
@@ -301,9 +305,14 @@ def _extract(
         with client.stream("POST", f"/v1/agreements/{agreement}/extract", json=dict(body), headers=headers) as resp:
             if resp.status_code != 200:
                 raise FetchError("request", f"the gateway refused the extract: {_problem(resp)}")
-            disclosure_id = resp.headers.get("x-disclosure-id")
-            if not disclosure_id:
+            named = resp.headers.get("x-disclosure-id")
+            if not named:
                 raise FetchError("request", "the response names no disclosure (no X-Disclosure-Id header)")
+            if not _DISCLOSURE_ID.fullmatch(named):
+                # It goes into the receipt's URL (with the bearer key) and into messages: '../' or terminal control
+                # sequences from a malicious gateway or a proxy would be followed or printed. Not echoed.
+                raise FetchError("request", "the X-Disclosure-Id header is not a disclosure id (letters, digits, - _)")
+            disclosure_id = named
             sha256, nbytes = _download(resp, handle, fmt, progress)
     except httpx.HTTPError as exc:
         if disclosure_id is None:

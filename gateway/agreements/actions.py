@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -199,6 +200,7 @@ class DualControl:
             confirmed = confirm(pending, by=by.name, roles=by.roles, now=now)
         except DualControlError as exc:
             raise DualControlRefusedError(exc) from exc
+        self._check_as_logged(pending)
         with self._engine.begin() as conn:
             # Counted once: a replay or a concurrent confirmation finds the request no longer pending.
             moved = conn.execute(
@@ -264,11 +266,57 @@ class DualControl:
                     status=409,
                 )
             )
+        self._check_as_logged(pending)  # a confirmed row edited since (another action, requester or target)
         if not self._set(action_id, CONFIRMED, state=EXECUTED, executed_at=done.executed_at):
             raise DualControlRefusedError(
                 DualControlError(f"action {action_id} ran meanwhile", code="action-not-pending", status=409)
             )
         return done
+
+    def _check_as_logged(self, pending: PendingAction) -> None:
+        """The row must be the request the signed log records. The four-eyes rule compares the confirmer with the
+        row's ``requested_by``, and the table is editable by anyone with database access: an admin who rewrote it to
+        a colleague's name (or wrote a request by hand, or pushed its expiry back) could otherwise confirm their own
+        request, and the log would name the colleague as the one who revoked."""
+        if not self._requested_in_log(pending):
+            raise DualControlRefusedError(
+                DualControlError(
+                    f"action {pending.id} in the table is not the request the disclosure log records (requester, "
+                    "action, agreement, reason or expiry differ, or no action.requested entry); nothing runs (check "
+                    "the database: run `gateway log verify`)",
+                    code="second-person-required",
+                    status=409,
+                )
+            )
+
+    def _requested_in_log(self, pending: PendingAction) -> bool:
+        expected = {
+            "action_id": pending.id,
+            "action": pending.action,
+            "agreement": {"id": pending.target} if pending.target else None,
+            "by": pending.requested_by,
+            "reason": pending.reason,
+            "expires_at": _iso(pending.expires_at),
+        }
+        needle = f'%"action_id":"{pending.id}"%'  # canonical JSON, as in _confirmed_in_log; the id is 32 hex digits
+        with self._engine.connect() as conn:
+            bodies = (
+                conn.execute(
+                    sa.select(_entries.c.body).where(
+                        _entries.c.kind == "action.requested", _entries.c.body.like(needle)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for body in bodies:
+            try:
+                entry = json.loads(body)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and all(entry.get(k) == v for k, v in expected.items()):
+                return True
+        return False
 
     def _confirmed_in_log(self, action_id: str) -> bool:
         # Entries are canonical JSON (RFC 8785: no spaces), so the id appears exactly like this in the body.

@@ -50,11 +50,13 @@ from gateway.agreements.store import (
     AgreementRegistry,
     RiskAcceptance,
     StoredVersion,
+    about,
     agreement_state,
     risk_acceptance_entry,
 )
 from gateway.applog import get_logger
 from gateway.audit.log import DisclosureLog
+from gateway.audit.memory_log import MemoryDisclosureLog
 from gateway.auth import Principal
 from gateway.errors import ForbiddenError, GatewayError, NotFoundError
 from gateway.keysource import agreement_owner, domain_owner
@@ -293,12 +295,38 @@ class AgreementLifecycle:
                 code="four-eyes",
             )
         try:
-            return self._registry.parse(target)
+            agreement = self._registry.parse(target)
         except PolicyError as exc:
             raise LifecycleConflictError(
                 f"version {version} no longer matches the catalog: {exc}; fix it and apply a new version",
                 code="invalid-agreement",
             ) from exc
+        # The author column is the database's; the signed log says who applied this text (an approver with database
+        # access could otherwise rename the author of their own draft and approve it alone).
+        drafted = [e for e in self._logged(target, "agreement.state_changed") if e.get("to") == DRAFT]
+        logged = drafted[0].get("by") if drafted else None
+        if logged is None:
+            raise LifecycleConflictError(
+                f"version {version} of {agreement_id!r} is not a draft the disclosure log records (no entry applied "
+                "this text); nothing is decided (check the database: run `gateway log verify`)",
+                code="version-changed",
+            )
+        if approver.name == logged:
+            raise ForbiddenError(
+                f"you applied version {version} of {agreement_id!r}; another approver must approve it (four eyes)",
+                code="four-eyes",
+            )
+        return agreement
+
+    def _logged(self, target: StoredVersion, kind: str) -> list[Mapping[str, Any]]:
+        if isinstance(self._log, MemoryDisclosureLog):  # tests and tools without a database log
+            return about(self._log.entries, target, kind)
+        return self._store.logged_entries(target, kind)
+
+    def _logged_acceptances(self, target: StoredVersion) -> list[RiskAcceptance]:
+        """The stored risk acceptances the signed log records (a row written by hand into the table is not one)."""
+        logged = {e.get("by") for e in self._logged(target, "agreement.risk_accepted")}
+        return [a for a in self._store.risk_acceptances(target.agreement_id, target.version) if a.approver in logged]
 
     def accept_risk(
         self, agreement_id: str, version: int, *, approver: Principal, reason: str | None
@@ -494,7 +522,7 @@ class AgreementLifecycle:
         if assessment is not None:
             extra["risk"] = log_figures(assessment)
             if assessment.exceeds:
-                accepted = self._store.risk_acceptances(agreement_id, version)
+                accepted = self._logged_acceptances(target)
                 if len({a.approver for a in accepted}) < RISK_ACCEPTANCES_NEEDED:
                     raise RiskRefusedError(
                         f"the measured re-identification risk of version {version} exceeds the catalog's threshold "

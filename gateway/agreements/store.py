@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.applog import get_logger
-from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow
+from gateway.db.tables import AgreementRiskAcceptanceRow, AgreementVersionRow, LogEntryRow
 from policies import Agreement, Catalog, PolicyError, parse_agreement
 from policies._yaml import parse_yaml
 
@@ -55,6 +55,7 @@ __all__ = [
     "InactiveAgreement",
     "RiskAcceptance",
     "StoredVersion",
+    "about",
     "agreement_state",
     "inactive_agreement",
     "risk_acceptance_entry",
@@ -140,6 +141,12 @@ def agreement_state(versions: Iterable[StoredVersion]) -> str | None:
         if state in states:
             return state
     return None
+
+
+def about(entries: Iterable[Mapping[str, Any]], row: StoredVersion, kind: str) -> list[Mapping[str, Any]]:
+    """The log entries of ``kind`` about ``row``: its agreement id, version and digest."""
+    wanted = {"id": row.agreement_id, "version": row.version, "digest": row.digest}
+    return [e for e in entries if e.get("type") == kind and e.get("agreement") == wanted]
 
 
 class AgreementStore:
@@ -287,6 +294,26 @@ class AgreementStore:
                     _acceptances.c.approver == approver,
                 )
             )
+
+    def logged_entries(self, row: StoredVersion, kind: str) -> list[Mapping[str, Any]]:
+        """The signed log's entries of ``kind`` about ``row`` (its id, version and digest). The agreement tables are
+        editable by anyone with database access; the four-eyes checks of approval read these instead."""
+        entries = LogEntryRow.__table__  # type: ignore[attr-defined]
+        # Entries are canonical JSON (no spaces); a digest is "sha256:" and hex digits, nothing LIKE treats specially.
+        needle = f'%"digest":"{row.digest}"%'
+        with self._engine.connect() as conn:
+            bodies = conn.execute(
+                sa.select(entries.c.body).where(entries.c.kind == kind, entries.c.body.like(needle))
+            ).scalars()
+            found: list[Mapping[str, Any]] = []
+            for body in bodies:
+                try:
+                    entry = json.loads(body)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    found.append({"type": kind, **entry})
+        return about(found, row, kind)
 
     def risk_acceptances(self, agreement_id: str, version: int) -> list[RiskAcceptance]:
         query = (

@@ -45,6 +45,11 @@ def add_witness_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8780)
+    # The gateway's serving limits (docs/operations.md#serving-limits): plain uvicorn has no header timeout, so one
+    # client could hold connections open for ever by never finishing a request head (slowloris).
+    serve.add_argument("--header-timeout-s", type=float, default=10.0, help="close a connection whose head is late")
+    serve.add_argument("--body-timeout-s", type=float, default=30.0, help="close a connection whose body is late")
+    serve.add_argument("--max-connections", type=int, default=256, help="past this, 503 (open connections)")
 
 
 def run_witness_command(args: argparse.Namespace) -> int:
@@ -62,12 +67,22 @@ def run_witness_command(args: argparse.Namespace) -> int:
         return 0
     import uvicorn
 
+    from gateway.web import serving
     from gateway.witness.server import witness_app
 
     state = WitnessState(args.state, parse_log_vkeys(args.log_vkey))
+    serving.configure_limits(serving.ProtocolLimits(args.header_timeout_s, args.body_timeout_s))
     print(f"witness {state.name} serving on http://{args.host}:{args.port}/add-checkpoint", flush=True)
     try:
-        uvicorn.run(witness_app(state), host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            witness_app(state),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            http=serving.PROTOCOL,
+            limit_concurrency=args.max_connections,
+        )
     finally:
         state.close()
     return 0

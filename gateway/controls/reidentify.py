@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.connectors import Connector
 from gateway.db import utcnow
-from gateway.db.tables import MAX_REASON, ReidentificationApprovalRow, ReidentificationRow
+from gateway.db.tables import MAX_REASON, LogEntryRow, ReidentificationApprovalRow, ReidentificationRow
 from gateway.keysource import agreement_owner, domain_owner
 from keys import KeyDestroyedError, KeyNotFoundError, KeyRing
 from policies import Agreement, ReleasePlan, Tokenize
@@ -222,6 +222,29 @@ class ReidentificationStore:
                 .where(_requests.c.id == request_id, _requests.c.state == APPROVED)
                 .values(state=PENDING, approved_at=None)
             )
+
+    def logged_approvers(self, request_id: str) -> set[str]:
+        """Who the signed log records as having approved ``request_id``. The approval rows and the request's state
+        are editable by anyone with database access; the answer is given only on these."""
+        entries = LogEntryRow.__table__  # type: ignore[attr-defined]
+        needle = f'%"request_id":"{request_id}"%'  # canonical JSON; ids are letters and digits (checked on load)
+        with self._engine.connect() as conn:
+            bodies = conn.execute(
+                sa.select(entries.c.body).where(
+                    entries.c.kind == "reidentification.approved", entries.c.body.like(needle)
+                )
+            ).scalars()
+            found: set[str] = set()
+            for body in bodies:
+                try:
+                    entry = json.loads(body)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("request_id") == request_id:
+                    approver = entry.get("approver")
+                    if isinstance(approver, str):
+                        found.add(approver)
+        return found
 
     def claim(self, request_id: str) -> bool:
         """Move an approved request to ``completed`` (one fetch only); False if someone else fetched it first."""

@@ -30,7 +30,7 @@ from gateway.settings import Settings
 from gateway.telemetry import metrics
 from gateway.web.problems import problem_response
 
-__all__ = ["PROTOCOL", "GuardedH11Protocol", "ProtocolLimits", "configure", "current"]
+__all__ = ["PROTOCOL", "GuardedH11Protocol", "ProtocolLimits", "configure", "configure_limits", "current"]
 
 #: the import string uvicorn is given (``--http``): a class, found again by every worker process
 PROTOCOL = "gateway.web.serving:GuardedH11Protocol"
@@ -51,6 +51,12 @@ _limits = ProtocolLimits()
 def configure(settings: Settings) -> None:
     global _limits  # one value per process, set once at start before any connection
     _limits = ProtocolLimits(settings.header_timeout_s, settings.body_timeout_s)
+
+
+def configure_limits(limits: ProtocolLimits) -> None:
+    """The same, for a server without the gateway's settings (``gateway witness serve``)."""
+    global _limits  # one value per process, set once at start before any connection
+    _limits = limits
 
 
 def current() -> ProtocolLimits:

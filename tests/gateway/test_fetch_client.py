@@ -261,3 +261,62 @@ def test_a_target_that_cannot_be_written_fails_before_anything_is_disclosed(
     assert not (tmp_path / "taken.receipt.json").exists()
     kinds = [json.loads(b)["type"] for b in env.log_bodies()]
     assert kinds.count("disclosure.started") == 1  # the missing directory disclosed nothing
+
+
+class _HeaderProxy(httpx.BaseTransport):
+    """A malicious gateway (or a man in the middle): the true extract, under an X-Disclosure-Id of its choosing."""
+
+    def __init__(self, disclosure_id: str) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.disclosure_id = disclosure_id
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        response = self._inner.handle_request(request)
+        if not request.url.path.endswith("/extract"):
+            return response
+        body = response.read()
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "x-disclosure-id"]
+        return httpx.Response(200, headers=[*headers, ("X-Disclosure-Id", self.disclosure_id)], content=body)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.mark.parametrize(
+    "injected",
+    [
+        "../../log/vkey?",  # path traversal: the receipt request would go elsewhere with the bearer key
+        "%2e%2e%2f%2e%2e%2fadmin",  # the same, percent-encoded
+        "\x1b]0;fetch OK\x07\x1b[2K",  # terminal control sequences, printed in messages
+        "a" * 500,  # absurdly long
+    ],
+)
+def test_an_injected_disclosure_id_is_refused_before_it_is_used(
+    served: tuple[Env, str], log_pub: Path, tmp_path: Path, injected: str
+) -> None:
+    env, url = served
+    out = tmp_path / "extract.ndjson"
+    proxy = _HeaderProxy(injected)
+    with pytest.raises(FetchError) as caught:
+        fetch(RESEARCH, out, api_key=env.keys["research"], url=url, public_key=log_pub, transport=proxy)
+    assert caught.value.check == "request" and "X-Disclosure-Id" in str(caught.value)
+    assert injected not in str(caught.value) and caught.value.disclosure_id is None
+    assert all(p.startswith("/v1/agreements/") for p in proxy.paths)  # no request made with the injected id
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_the_id_of_another_real_disclosure_does_not_pass(
+    served: tuple[Env, str], log_pub: Path, tmp_path: Path
+) -> None:
+    """A receipt for a different disclosure (a real, verifying one, of the same agreement and recipient)."""
+    env, url = served
+    first = fetch(RESEARCH, tmp_path / "first.ndjson", api_key=env.keys["research"], url=url, public_key=log_pub,
+                  limit=3)  # fmt: skip
+    out = tmp_path / "second.ndjson"
+    with pytest.raises(FetchError) as caught:
+        fetch(RESEARCH, out, api_key=env.keys["research"], url=url, public_key=log_pub, limit=4,
+              transport=_HeaderProxy(first.disclosure_id))  # fmt: skip
+    assert caught.value.check == "content"
+    assert not out.exists() and not _leftovers(tmp_path)

@@ -45,7 +45,10 @@ def state_of(env: Env, version: int) -> str:
 
 
 async def post_form(client: httpx.AsyncClient, path: str, page: str, **fields: str) -> httpx.Response:
-    return await client.post(path, data={"csrf_token": csrf(page), **fields}, headers=SAME_ORIGIN)
+    """Submit a form of ``page`` as a browser would: its CSRF token and, on a review page, the digest reviewed."""
+    reviewed = re.search(r'name="digest" value="([^"]*)"', page)
+    digest = {"digest": reviewed.group(1)} if reviewed else {}
+    return await client.post(path, data={"csrf_token": csrf(page), **digest, **fields}, headers=SAME_ORIGIN)
 
 
 def error_text(html: str) -> str:
@@ -366,3 +369,41 @@ async def test_made_up_versions_and_agreements_are_404_pages(env: Env) -> None:
             decided = await client.post(path, data={"csrf_token": token, "reason": "x"}, headers=SAME_ORIGIN)
             assert decided.status_code == 404, path
     assert state_of(env, 1) == "active"
+
+
+# -- attack: the text changes between review and approval -------------------------------------------------------------
+async def test_approval_binds_the_digest_the_approver_reviewed(env: Env) -> None:
+    """Someone with database access rewrites a draft (text and digest, so it still parses) after the approver loaded
+    the review page: the approve and accept-risk forms carry the digest reviewed, and a changed draft is refused."""
+    from gateway.web.ui.review import _lifecycle
+
+    use_store(env)
+    async with env.client() as api:
+        assert (await apply(api, env, RESEARCH)).status_code == 201
+    wider = RESEARCH.replace("parties: [pku-education-lab]", "parties: [pku-education-lab, tsinghua-lab]")
+    assert wider != RESEARCH
+    swapped = _lifecycle(env.services).check_text(wider, "<tamper>").digest
+    async with signed_in(env, "approver") as client:
+        page = (await client.get(V1)).text
+        with env.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE agreement_versions SET text = :t, digest = :d "
+                    "WHERE agreement_id = 'research-continuity' AND version = 1"
+                ),
+                {"t": wider, "d": swapped},
+            )
+        for form in ("approve", "accept-risk"):
+            refused = await post_form(client, f"{V1}/{form}", page, reason="looked fine")
+            assert refused.status_code == 409, form
+            assert "changed since" in error_text(refused.text), form
+        # A form without the digest (not from a review page) decides nothing either.
+        bare = await client.post(f"{V1}/approve", data={"csrf_token": csrf(page)}, headers=SAME_ORIGIN)
+        assert bare.status_code == 409
+        assert state_of(env, 1) == "draft"
+        # Reviewed again, the rewritten text is still refused: no log entry applied it (test_four_eyes_tamper.py).
+        again = (await client.get(V1)).text
+        assert "tsinghua-lab" in again
+        still = await post_form(client, f"{V1}/approve", again)
+        assert still.status_code == 409 and "log records" in error_text(still.text)
+    assert state_of(env, 1) == "draft"

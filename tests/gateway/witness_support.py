@@ -24,8 +24,8 @@ def _free_port() -> int:
 class WitnessProcess:
     """A witness with its own state folder, run as a separate process (killed and restarted at will)."""
 
-    def __init__(self, state: Path, name: str, log_vkey: str) -> None:
-        self.state, self.name, self.log_vkey = state, name, log_vkey
+    def __init__(self, state: Path, name: str, log_vkey: str, *extra: str) -> None:
+        self.state, self.name, self.log_vkey, self.extra = state, name, log_vkey, extra
         self.vkey = init_witness(state, name)
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,7 +36,7 @@ class WitnessProcess:
 
     def start(self) -> WitnessProcess:
         command = [sys.executable, "-m", "gateway.cli.main", "witness", "serve", "--state", str(self.state)]
-        command += ["--log-vkey", self.log_vkey, "--port", str(self.port)]
+        command += ["--log-vkey", self.log_vkey, "--port", str(self.port), *self.extra]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -34,6 +34,7 @@ from gateway.controls.reidentify import (
 )
 from gateway.errors import (
     AuditUnavailableError,
+    ConflictError,
     ForbiddenError,
     GatewayError,
     MalformedRequestError,
@@ -239,6 +240,14 @@ async def _answer(
             f"agreement {agreement.id!r} no longer allows re-identification of {item.field!r}",
             code="reidentification-not-allowed",
         )
+    logged = await anyio.to_thread.run_sync(store.logged_approvers, item.id)
+    if len(logged - {item.requester}) < APPROVALS_NEEDED:
+        # The tables say approved, the signed log does not: someone wrote the state or the approvals by hand.
+        raise ConflictError(
+            f"the disclosure log records {len(logged - {item.requester})} of the {APPROVALS_NEEDED} approvals this "
+            "request needs; nothing is reversed (check the database: run `gateway log verify`)",
+            code="second-person-required",
+        )
     if not await anyio.to_thread.run_sync(store.claim, item.id):
         raise AlreadyFetchedError("the answer was fetched already; make a new request if needed")
 
@@ -320,7 +329,7 @@ OPENAPI = {
                     "The request's state, or (to its requester, once) the ids found",
                     {"anyOf": [ref(Reidentification), ref(ReidentificationAnswer)]},
                 ),
-                **problem_responses(LIFECYCLE_PROBLEMS, 401, 403, 404, 410, 501, 502, 503, 504),
+                **problem_responses(LIFECYCLE_PROBLEMS, 401, 403, 404, 409, 410, 501, 502, 503, 504),
             },
         }
     },

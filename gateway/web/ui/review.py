@@ -215,8 +215,11 @@ async def _decide(request: Request, action: str) -> Response:
     lifecycle = _lifecycle(services)
     raw = form.get("reason")
     reason = raw if isinstance(raw, str) else None
+    reviewed = form.get("digest")
 
     def act() -> None:
+        if action != "reject":
+            _check_reviewed(lifecycle, agreement_id, number, reviewed if isinstance(reviewed, str) else None)
         if action == "approve":
             lifecycle.approve_measured(agreement_id, number, approver=viewer.principal)
         elif action == "reject":
@@ -235,6 +238,19 @@ async def _decide(request: Request, action: str) -> Response:
     return RedirectResponse(
         f"{base_path(request)}/agreements/{agreement_id}/versions/{number}?done={done}", status_code=303
     )
+
+
+def _check_reviewed(lifecycle: AgreementLifecycle, agreement_id: str, number: int, reviewed: str | None) -> None:
+    """An approval (or a risk acceptance) is of the text the approver reviewed: the form carries the digest its page
+    showed. A draft whose stored text changed since (someone with database access) is refused; a version that is
+    no longer a draft is left to the lifecycle's own refusal."""
+    target = next((v for v in lifecycle.versions(agreement_id) if v.version == number), None)
+    if target is not None and target.state == DRAFT and target.digest != reviewed:
+        raise LifecycleConflictError(
+            f"version {number} of {shown_name(agreement_id)} has changed since you reviewed it (its digest is not the "
+            "one your page showed); review it again before deciding",
+            code="version-changed",
+        )
 
 
 async def _refused(request: Request, viewer: Viewer, agreement_id: str, number: int, exc: GatewayError) -> Response:
