@@ -90,13 +90,18 @@ class PrincipalStore:
     def _hash(self, key_id: str, secret: str) -> str:
         return hmac.new(self._hash_key, f"{key_id}:{secret}".encode(), hashlib.sha256).hexdigest()
 
-    def create(self, name: str, roles: set[str] | frozenset[str], display_name: str = "") -> str:
-        """Create a principal with one API key; return the key (shown once, never stored)."""
+    @staticmethod
+    def check(name: str, roles: set[str] | frozenset[str]) -> None:
+        """Raise ValueError unless ``name`` and ``roles`` can make a principal (what :meth:`create` checks first)."""
         if not _NAME.match(name):
             raise ValueError("principal names are 2-64 lowercase letters, digits, '.', '_' or '-'")
         unknown = set(roles) - ROLES
         if unknown or not roles:
             raise ValueError(f"roles must be a non-empty subset of {', '.join(sorted(ROLES))}")
+
+    def create(self, name: str, roles: set[str] | frozenset[str], display_name: str = "") -> str:
+        """Create a principal with one API key; return the key (shown once, never stored)."""
+        self.check(name, roles)
         try:
             with self._engine.begin() as conn:
                 conn.execute(

@@ -317,11 +317,15 @@ def _cmd_agreements_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_principals_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from gateway.audit.log import SqlDisclosureLog
+    from gateway.audit.signer import LogSigner
     from gateway.auth import PrincipalStore
     from gateway.db import create_gateway_engine, init_schema
     from gateway.keystore import SqlKeyStore
     from gateway.settings import settings_for
-    from keys import KeyRing, load_master_key
+    from keys import KeyRing, load_master_key, load_or_create_signing_key
 
     settings = settings_for(args.data_dir, args.config)
     engine = create_gateway_engine(settings.database_url)
@@ -329,6 +333,27 @@ def _cmd_principals_add(args: argparse.Namespace) -> int:
     ring = KeyRing(load_master_key(settings.master_key_path), SqlKeyStore(engine))
     store = PrincipalStore(engine, ring.derive("server:api-keys", "api-key-hash").reveal())
     roles = {r.strip() for r in args.roles.split(",") if r.strip()}
+    try:
+        store.check(args.name, roles)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if any(p.name == args.name for p in store.list()):
+        raise ConfigError(f"principal {args.name!r} already exists")
+    # Logged before it exists, like a disclosure: a second admin or approver made on the host (to confirm one's own
+    # dual-control request, say) is an entry compliance sees and `gateway log verify` authenticates. If the log
+    # cannot be written, no principal is created.
+    log = SqlDisclosureLog(engine, signer=LogSigner(load_or_create_signing_key(ring)), origin=settings.log_origin)
+    try:
+        log.append_event(
+            {
+                "type": "principal.created",
+                "principal": args.name,
+                "roles": sorted(roles),
+                "by": f"operator:{getpass.getuser()}",
+            }
+        )
+    finally:
+        log.close()
     try:
         api_key = store.create(args.name, roles)
     except ValueError as exc:

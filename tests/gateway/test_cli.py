@@ -175,3 +175,50 @@ def test_fresh_demo_says_created_not_reusing(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "Created: registry.db" in out
     assert "Reusing" not in out
+
+
+def _principal_created_entries(demo_dir: Path) -> list[dict[str, object]]:
+    engine = sa.create_engine(f"sqlite:///{demo_dir / 'gateway.db'}")
+    try:
+        with engine.connect() as conn:
+            bodies = conn.execute(sa.text("SELECT body FROM log_entries ORDER BY seq")).scalars().all()
+    finally:
+        engine.dispose()
+    return [e for e in (json.loads(b) for b in bodies) if e.get("type") == "principal.created"]
+
+
+def test_a_principal_made_on_the_host_is_a_signed_log_entry(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The insider's side door: an operator makes a second approver to confirm their own dual-control request. It
+    stays possible on the host (who holds the master key), but never unseen: the creation is logged first."""
+    assert main(["principals", "add", "sock-puppet", "--roles", "approver,admin", "--data-dir", str(demo_dir)]) == 0
+    key = capsys.readouterr().out.split("API key (shown once, store it now): ")[1].strip()
+    created = [e for e in _principal_created_entries(demo_dir) if e["principal"] == "sock-puppet"]
+    assert len(created) == 1 and created[0]["roles"] == ["admin", "approver"]
+    assert str(created[0]["by"]).startswith("operator:")
+    assert key not in json.dumps(created)  # the key itself is never logged
+    assert main(["log", "verify", "--data-dir", str(demo_dir), "--no-witnesses"]) == 0
+    # a name taken, or bad roles: refused before anything is logged
+    before = len(_principal_created_entries(demo_dir))
+    assert main(["principals", "add", "sock-puppet", "--roles", "approver", "--data-dir", str(demo_dir)]) == 2
+    assert main(["principals", "add", "x-y", "--roles", "emperor", "--data-dir", str(demo_dir)]) == 2
+    assert len(_principal_created_entries(demo_dir)) == before
+
+
+def test_no_principal_when_its_creation_cannot_be_logged(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.audit.log import SqlDisclosureLog
+
+    def refuse(self: object, entry: object) -> int:
+        raise RuntimeError("log unwritable")
+
+    monkeypatch.setattr(SqlDisclosureLog, "append_event", refuse)
+    with pytest.raises(RuntimeError, match="log unwritable"):
+        main(["principals", "add", "unlogged-admin", "--roles", "admin", "--data-dir", str(demo_dir)])
+    engine = sa.create_engine(f"sqlite:///{demo_dir / 'gateway.db'}")
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(sa.text("SELECT name FROM principals")).scalars().all()
+    finally:
+        engine.dispose()
+    assert "unlogged-admin" not in names
