@@ -250,3 +250,29 @@ def test_sign_out(page: Page, live: Live) -> None:
     expect(page.get_by_role("status")).to_contain_text("You have signed out")
     page.goto("/ui/")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_dual_control_and_witness_pages(page: Page, live: Live) -> None:
+    # The attack: an admin's request whose reason is a script. In a real browser it must stay text and never run.
+    reason = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        made = client.post(
+            "/v1/admin/actions",
+            json={"action": "keys.rotate_master", "reason": reason},
+            headers={"Authorization": f"Bearer {live.keys['registry-admin']}"},
+        )
+    assert made.status_code == 202, made.text
+    _sign_in(page, live.keys["compliance-officer"])
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    page.get_by_role("link", name="Dual control").click()
+    expect(page.get_by_role("heading", name="Requests under dual control")).to_be_visible()
+    row = page.locator(f"#action-{made.json()['id']}")
+    expect(row).to_contain_text(reason)
+    expect(row.locator("td.state")).to_contain_text("pending")
+    assert page.evaluate("window.__pwned === undefined")
+    expect(page.get_by_role("button", name=re.compile("confirm", re.I))).to_have_count(0)
+    _shot(page, "09-dual-control")
+    page.get_by_role("link", name="Witnesses").click()
+    expect(page.get_by_role("heading", name="Witnesses")).to_be_visible()
+    expect(page.locator("#no-witnesses")).to_contain_text("No witnesses configured")  # the demo configures none
+    _shot(page, "10-witnesses")

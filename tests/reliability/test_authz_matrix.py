@@ -106,6 +106,9 @@ DATA_ENDPOINTS: dict[str, Endpoint] = {
     "ui-ack": Endpoint(
         "POST", "/ui/alerts/acknowledge", "research", content=b"alert_key=nope&note=x", content_type=_FORM
     ),
+    # Read-only oversight pages: requests under dual control (actions.read) and the witnessing status.
+    "ui-actions": Endpoint("GET", "/ui/actions", "research"),
+    "ui-witnesses": Endpoint("GET", "/ui/witnesses", "research"),
 }
 
 STORE_ENDPOINTS: dict[str, Endpoint] = {
@@ -216,6 +219,9 @@ TABLE: list[tuple[str, Cell, Cell, Cell, Cell, Cell, Cell]] = [
     ("ui-subjects",        DASH,    DASH,     200,        403,    403,      303),
     # Only compliance acknowledges alerts (an unknown alert: 404).
     ("ui-ack",             DASH,    DASH,     404,        403,    403,      401),
+    # actions.read is every dashboard role's; the witness page (no witnesses here) is any dashboard role's too.
+    ("ui-actions",         DASH,    DASH,     200,        200,    200,      303),
+    ("ui-witnesses",       DASH,    DASH,     200,        200,    200,      303),
     ("ui-review",          DASH,    DASH,     200,        200,    200,      303),
     # Only approvers decide; research-continuity v1 is active, so there is nothing left to approve.
     ("ui-approve",         DASH,    DASH,     403,        403,    409,      401),

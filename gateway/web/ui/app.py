@@ -25,6 +25,7 @@ from gateway.web.ui.attributions import attributions
 from gateway.web.ui.context import UiContext
 from gateway.web.ui.export import export_csv
 from gateway.web.ui.headers import SecurityHeadersMiddleware
+from gateway.web.ui.oversight import actions_page, witnesses_page
 from gateway.web.ui.pages import agreements, disclosure_entry, disclosure_log, overview, receipt_json, verify_now
 from gateway.web.ui.render import render
 from gateway.web.ui.review import accept_risk_form, agreement_risk_page, approve_form, reject_form, version_page
@@ -103,6 +104,8 @@ def create_ui_app(services: Services) -> ASGIApp:
         Route("/log/verify", verify_now, methods=["POST"]),
         Route("/attributions", attributions, methods=["GET"]),
         Route("/alerts/acknowledge", acknowledge_form, methods=["POST"]),
+        Route("/actions", actions_page, methods=["GET"]),
+        Route("/witnesses", witnesses_page, methods=["GET"]),
         Mount("/static", StaticFiles(packages=[("gateway.web.ui", "static")]), name="static"),
     ]
     app = Starlette(
