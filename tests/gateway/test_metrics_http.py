@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -179,14 +179,18 @@ async def test_egress_findings_are_counted_by_entity_never_by_value(make_env: An
 def _templates(env: Env) -> set[str]:
     from starlette.routing import Mount, Route
 
-    found = {r.path for r in env.app.routes if isinstance(r, Route)}
-    for mount in (r for r in env.app.routes if isinstance(r, Mount)):
-        inner = mount.app  # the dashboard is wrapped in its security-headers middleware: its routes are one level in
-        while not hasattr(inner, "routes") and hasattr(inner, "app"):
-            inner = inner.app
-        routes = getattr(inner, "routes", [])
-        found |= {mount.path + r.path for r in routes if isinstance(r, Route)} | {mount.path + "/<unmatched>"}
-    return found | {"<unmatched>"}
+    def under(prefix: str, app: object) -> set[str]:
+        while not hasattr(app, "routes") and hasattr(app, "app"):  # a mounted app wrapped in middleware
+            app = app.app
+        found = {prefix + "/<unmatched>"} if prefix else set()
+        for route in getattr(app, "routes", []):
+            if isinstance(route, Route):
+                found.add(prefix + route.path)
+            elif isinstance(route, Mount):  # nested mounts too (the dashboard's /static files)
+                found |= under(prefix + route.path, route.app)
+        return found
+
+    return under("", env.app) | {"<unmatched>"}
 
 
 # Marked with a prefix no template, metric name or help text holds, so a hit in the exposition is a leak, not chance.
@@ -212,6 +216,16 @@ _METHOD = st.one_of(
         max_size=15,
     )
 )
+# The dashboard's own paths every run (random examples found both a matched "/ui/" and its static mount once):
+@example(
+    requests=[
+        ("GET", [""], "/ui"),
+        ("GET", ["static", "ui.css"], "/ui"),
+        ("GET", ["static", "Zq9x"], "/ui"),
+        ("GET", ["disclosures", "Zq9abc"], "/ui"),
+        ("ZQX", ["Zq9"], "/ui"),
+    ]
+)
 def test_labels_stay_bounded_whatever_clients_send(sqlite_env: Env, requests: list[tuple[str, list[str], str]]) -> None:
     """Made-up methods and paths under every prefix: each label is a route template, a status class or 'other';
     nothing a client sent becomes a label value."""
@@ -224,7 +238,8 @@ def test_labels_stay_bounded_whatever_clients_send(sqlite_env: Env, requests: li
 
     text, samples = anyio.run(run)
     templates = _templates(sqlite_env)
-    assert "/ui/" in templates and "/ui/disclosures/{disclosure_id}" in templates  # the dashboard's own templates
+    # the dashboard's own templates, and its static files' mount
+    assert {"/ui/", "/ui/disclosures/{disclosure_id}", "/ui/static/<unmatched>"} <= templates
     for _name, labels in samples:
         shown = dict(labels)
         assert shown.get("route", "<unmatched>") in templates, shown
