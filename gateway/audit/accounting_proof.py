@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.audit.receipts import open_proven_entry
 from tlog import (
-    CanonicalError,
     Checkpoint,
     MemoryTree,
     TlogError,
     Verifier,
-    canonical_json,
     inclusion_proof,
     leaf_hash,
     open_checkpoint,
@@ -90,29 +88,6 @@ class AccountingProofReport:
         return not self.problems
 
 
-def _open_entry(item: Any, checkpoint: Checkpoint) -> dict[str, Any] | str:
-    """The parsed entry, checked canonical, self-indexed and included in the checkpoint; or the problem."""
-    try:
-        body_text, index = item["entry"], item["index"]
-        proof = [base64.b64decode(h, validate=True) for h in item["inclusion_proof"]]
-        body = body_text.encode("utf-8")
-        parsed = json.loads(body)
-    except (KeyError, TypeError, ValueError, binascii.Error, AttributeError):
-        return "malformed entry"
-    try:
-        if not isinstance(parsed, dict) or canonical_json(parsed) != body:
-            return "an entry is not in canonical form (altered)"
-    except CanonicalError:
-        return "an entry is not in canonical form (altered)"
-    if parsed.get("index") != index:
-        return f"an entry records index {parsed.get('index')}, the proof says {index}"
-    try:
-        verify_inclusion(leaf_hash(body), index, checkpoint.size, proof, checkpoint.root)
-    except (TlogError, ValueError, TypeError) as exc:
-        return f"entry at log index {index} is not included in the signed tree: {exc}"
-    return parsed
-
-
 def _check_membership(item: Any, finished: dict[str, Any], subject: bytes) -> str | None:
     commitment = finished.get("subjects")
     if not isinstance(commitment, dict):
@@ -144,7 +119,7 @@ def _check_disclosure(item: Any, checkpoint: Checkpoint, subject: bytes, report:
     where = f"disclosure {disclosure_id}"
     entries: list[dict[str, Any]] = []
     for raw in item.get("entries") or []:
-        opened = _open_entry(raw, checkpoint)
+        opened = open_proven_entry(raw, checkpoint)
         if isinstance(opened, str):
             report.problems.append(f"{where}: {opened}")
             return

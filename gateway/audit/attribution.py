@@ -10,7 +10,6 @@ named disclosures are the gateway's own records of what it released to whom.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,16 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gateway.audit.reader import LogReader
+from gateway.audit.receipts import open_proven_entry
 from gateway.db import DisclosureRow, LogEntryRow, SubjectIndexRow
 from tlog import (
-    CanonicalError,
     Checkpoint,
     TlogError,
     Verifier,
-    canonical_json,
-    leaf_hash,
     open_checkpoint,
-    verify_inclusion,
 )
 from transforms.attribution import DisclosureInfo
 
@@ -145,28 +141,6 @@ class StatementReport:
         return not self.problems
 
 
-def _proven(item: Any, checkpoint: Checkpoint) -> dict[str, Any] | str:
-    try:
-        body = item["entry"].encode("utf-8")
-        index = item["index"]
-        proof = [base64.b64decode(h, validate=True) for h in item["inclusion_proof"]]
-        parsed = json.loads(body)
-    except (KeyError, TypeError, ValueError, binascii.Error, AttributeError):
-        return "malformed"
-    try:
-        if not isinstance(parsed, dict) or canonical_json(parsed) != body:
-            return "not in canonical form (altered)"
-    except CanonicalError:
-        return "not in canonical form (altered)"
-    if parsed.get("index") != index or not isinstance(index, int):
-        return "records another index than the statement says"
-    try:
-        verify_inclusion(leaf_hash(body), index, checkpoint.size, proof, checkpoint.root)
-    except (TlogError, ValueError, TypeError) as exc:
-        return f"not included in the signed tree: {exc}"
-    return parsed
-
-
 def verify_statement(statement: Any, verifier: Verifier, *, content: bytes | None = None) -> StatementReport:
     """Check an attribution statement offline: the checkpoint's signature, every entry's inclusion in it, that the
     event is an attribution, and that every disclosure it names is present with its started and finished entries.
@@ -193,7 +167,7 @@ def verify_statement(statement: Any, verifier: Verifier, *, content: bytes | Non
         return report
     entries: dict[int, dict[str, Any]] = {}
     for position, item in enumerate(items):
-        proven = _proven(item, checkpoint)
+        proven = open_proven_entry(item, checkpoint)
         if isinstance(proven, str):
             report.problems.append(f"entry {position}: {proven}")
         else:

@@ -24,7 +24,7 @@ from tlog import (
     verify_inclusion,
 )
 
-__all__ = ["ReceiptReport", "verify_receipt"]
+__all__ = ["ReceiptReport", "open_proven_entry", "verify_receipt"]
 
 
 @dataclass
@@ -85,36 +85,40 @@ def verify_receipt(
         return report
     for position, item in enumerate(items):
         where = f"entry {position}"
-        try:
-            body_text = item["entry"]
-            index = item["index"]
-            proof = [base64.b64decode(h, validate=True) for h in item["inclusion_proof"]]
-            body = body_text.encode("utf-8")
-            parsed = json.loads(body)
-        except (KeyError, TypeError, ValueError, binascii.Error, AttributeError):
-            report.problems.append(f"{where}: malformed")
-            continue
-        try:
-            if not isinstance(parsed, dict) or canonical_json(parsed) != body:
-                report.problems.append(f"{where}: not in canonical form (altered)")
-                continue
-        except CanonicalError:
-            report.problems.append(f"{where}: not in canonical form (altered)")
-            continue
-        if parsed.get("index") != index:
-            report.problems.append(f"{where}: records index {parsed.get('index')}, receipt says {index}")
+        parsed = open_proven_entry(item, checkpoint)
+        if isinstance(parsed, str):
+            report.problems.append(f"{where}: {parsed}")
             continue
         if parsed.get("disclosure_id") != claimed:
             report.problems.append(f"{where}: belongs to another disclosure")
             continue
-        try:
-            verify_inclusion(leaf_hash(body), index, checkpoint.size, proof, checkpoint.root)
-        except (TlogError, ValueError, TypeError) as exc:
-            report.problems.append(f"{where} (log index {index}): not included in the signed tree: {exc}")
-            continue
         report.entries.append(parsed)
     _check_pair(report, require_completed=require_completed, content=content)
     return report
+
+
+def open_proven_entry(item: Any, checkpoint: Checkpoint) -> dict[str, Any] | str:
+    """One ``{"entry", "index", "inclusion_proof"}`` item of a receipt, accounting proof or attribution statement:
+    the parsed entry, checked canonical, self-indexed and included in the signed ``checkpoint``; or the problem."""
+    try:
+        body_text, index = item["entry"], item["index"]
+        proof = [base64.b64decode(h, validate=True) for h in item["inclusion_proof"]]
+        body = body_text.encode("utf-8")
+        parsed = json.loads(body)
+    except (KeyError, TypeError, ValueError, binascii.Error, AttributeError):
+        return "malformed"
+    try:
+        if not isinstance(parsed, dict) or canonical_json(parsed) != body:
+            return "not in canonical form (altered)"
+    except CanonicalError:
+        return "not in canonical form (altered)"
+    if not isinstance(index, int) or parsed.get("index") != index:
+        return f"records index {parsed.get('index')}, the proof says {index}"
+    try:
+        verify_inclusion(leaf_hash(body), index, checkpoint.size, proof, checkpoint.root)
+    except (TlogError, ValueError, TypeError) as exc:
+        return f"log index {index}: not included in the signed tree: {exc}"
+    return parsed
 
 
 def _check_pair(report: ReceiptReport, *, require_completed: bool, content: bytes | None) -> None:
